@@ -1,0 +1,98 @@
+"""`pants package` for `nix_docker_image`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from pants_backend_nix_docker.oci.image_json import ContainerConfig
+from pants_backend_nix_docker.target_types import (
+    NixImageCmdField,
+    NixImageCreatedField,
+    NixImageEntrypointField,
+    NixImageEnvField,
+    NixImageExposedPortsField,
+    NixImageLabelsField,
+    NixImageMaxLayersField,
+    NixImageOutputPathField,
+    NixImagePackagesField,
+    NixImageRepositoryField,
+    NixImageTagsField,
+    NixImageUserField,
+    NixImageVolumesField,
+    NixImageWorkingDirField,
+)
+from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
+
+
+@dataclass(frozen=True)
+class NixDockerImageFieldSet(PackageFieldSet):
+    required_fields = (NixImagePackagesField,)
+
+    packages: NixImagePackagesField
+    entrypoint: NixImageEntrypointField
+    cmd: NixImageCmdField
+    env: NixImageEnvField
+    working_dir: NixImageWorkingDirField
+    exposed_ports: NixImageExposedPortsField
+    volumes: NixImageVolumesField
+    user: NixImageUserField
+    labels: NixImageLabelsField
+    repository: NixImageRepositoryField
+    image_tags: NixImageTagsField
+    max_layers: NixImageMaxLayersField
+    created: NixImageCreatedField
+    output_path: NixImageOutputPathField
+
+    def image_request(self) -> NixImageRequest:
+        return NixImageRequest(
+            address=self.address,
+            packages=self.packages.value or (),
+            container=ContainerConfig(
+                entrypoint=self.entrypoint.value or (),
+                cmd=self.cmd.value or (),
+                env=dict(self.env.value or {}),
+                working_dir=self.working_dir.value,
+                exposed_ports=self.exposed_ports.value,
+                volumes=self.volumes.value or (),
+                user=self.user.value,
+                labels=dict(self.labels.value or {}),
+            ),
+            repository=self.repository.value_or_default(self.address),
+            tags=self.image_tags.value or (),
+            max_layers=self.max_layers.value,
+            created=self.created.value,
+            output_path=self.output_path.value_or_default(file_ending="tar"),
+        )
+
+
+def _human_size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+@rule(desc="Packaging a Nix docker image", level=LogLevel.DEBUG)
+async def package_nix_docker_image(field_set: NixDockerImageFieldSet) -> BuiltPackage:
+    request = field_set.image_request()
+    image = await Get(NixImage, NixImageRequest, request)
+    names = ", ".join(f"{request.repository}:{tag}" for tag in request.tags)
+    return BuiltPackage(
+        image.digest,
+        (
+            BuiltPackageArtifact(
+                image.output_path,
+                extra_log_lines=(
+                    f"    image {names}: {image.manifest_digest}",
+                    f"    {_human_size(image.size)} in {len(image.layers)} layers, "
+                    f"{len(image.closure_paths)} store paths",
+                ),
+            ),
+        ),
+    )
+
+
+def rules():
+    return [*collect_rules(), UnionRule(PackageFieldSet, NixDockerImageFieldSet)]

@@ -1,0 +1,25 @@
+"""pants-nix-docker: reproducible, layered OCI images of Nix closures, built by Pants."""
+
+from pants_backend_nix_docker import target_types as _target_types
+from pants_backend_nix_docker.goals import package
+from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
+from pants_backend_nix_docker.subsystems.nix import NixSubsystem
+from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
+from pants_backend_nix_docker.util_rules import image, layer_tool, layers, nix
+
+
+def rules():
+    return [
+        *image.rules(),
+        *layer_tool.rules(),
+        *layers.rules(),
+        *nix.rules(),
+        *package.rules(),
+        *NixDockerLayerTool.rules(),
+        *NixSubsystem.rules(),
+        *NixDockerSubsystem.rules(),
+    ]
+
+
+def target_types():
+    return _target_types.target_types()

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pants.backend.python.subsystems.python_tool_base import LockfileRules, PythonToolBase
+from pants.backend.python.target_types import EntryPoint
+from pants.util.strutil import softwrap
+
+
+class NixDockerLayerTool(PythonToolBase):
+    options_scope = "nix-docker-layer-tool"
+    name = "nix-docker-layer-tool"
+    help = softwrap(
+        """
+        The program that writes layer tarballs and image archives inside Pants processes.
+
+        It runs from a PEX built from a lockfile, so its compressors (ISA-L for gzip, zstandard
+        for zstd) are pinned wheels: the compressed bytes, and so the layer digests, are the same
+        on every machine, whatever zlib the host has.
+        """
+    )
+
+    default_version = "isal==1.9.1"
+    default_extra_requirements = ["zstandard==0.25.0"]
+    default_main = EntryPoint("pants_backend_nix_docker.oci.tool")
+    register_interpreter_constraints = True
+    default_interpreter_constraints = ["CPython>=3.9,<3.12"]
+    default_lockfile_resource = ("pants_backend_nix_docker.subsystems", "layer_tool.lock")
+    lockfile_rules_type = LockfileRules.SIMPLE

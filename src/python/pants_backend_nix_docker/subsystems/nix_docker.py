@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from enum import Enum
+
+from pants.option.errors import OptionsError
+from pants.option.option_types import EnumOption, IntOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import softwrap
+
+from pants_backend_nix_docker.oci import compression
+
+
+class LayerCompression(Enum):
+    gzip = compression.GZIP
+    zstd = compression.ZSTD
+
+
+class NixDockerSubsystem(Subsystem):
+    options_scope = "nix-docker"
+    help = "Defaults for every `nix_docker_image` target."
+
+    compression = EnumOption(
+        default=LayerCompression.gzip,
+        help=softwrap(
+            """
+            How layers are compressed. `gzip` is what every registry and runtime reads; `zstd`
+            gives smaller layers for runtimes that read it (containerd 1.5+, podman 3+).
+            """
+        ),
+    )
+    gzip_level = IntOption(
+        default=1,
+        help=softwrap(
+            """
+            ISA-L level for gzip layers, 0 to 3. Level 1 compresses about 400 MB/s per core at a
+            ratio within a few percent of zlib's level 6, which manages about 31 MB/s.
+            """
+        ),
+    )
+    zstd_level = IntOption(default=3, help="zstd level for zstd layers, 1 to 19.")
+
+    @property
+    def level(self) -> int:
+        return self.gzip_level if self.compression == LayerCompression.gzip else self.zstd_level
+
+    def validate(self) -> None:
+        limits = (0, 3) if self.compression == LayerCompression.gzip else (1, 19)
+        if not limits[0] <= self.level <= limits[1]:
+            option = "gzip_level" if self.compression == LayerCompression.gzip else "zstd_level"
+            raise OptionsError(
+                f"[{self.options_scope}].{option} is {self.level}, but must be from {limits[0]} to "
+                f"{limits[1]}. Set it in pants.toml or with --{self.options_scope}-{option.replace('_', '-')}."
+            )

@@ -1,0 +1,345 @@
+"""The `nix_docker_image` target: an OCI image of Nix store paths, built by `pants package`."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from datetime import datetime
+from typing import Any, ClassVar, Iterable, Optional
+
+from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    DictStringToStringField,
+    Field,
+    IntField,
+    InvalidFieldException,
+    InvalidFieldTypeException,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.strutil import help_text
+
+from pants_backend_nix_docker.nix.installables import InstallableError, parse_installable
+
+DEFAULT_CREATED = "1970-01-01T00:00:01Z"
+MAX_LAYERS_LIMIT = 125  # overlayfs-based runtimes stop at 128 lower layers; keep a margin
+
+_REPOSITORY_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_USER_PART_RE = re.compile(r"^(?:[0-9]+|[a-z_][a-z0-9_.-]*\$?)$")
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+_PORT_RE = re.compile(r"^([0-9]+)(?:/(tcp|udp|sctp))?$")
+
+
+def _invalid(field: type[Field], address: Address, value: Any, problem: str, fix: str) -> InvalidFieldException:
+    return InvalidFieldException(
+        f"The {field.alias!r} field in target {address} has an invalid value {value!r}: "
+        f"{problem}. {fix}"
+    )
+
+
+def _check_absolute_path(field: type[Field], address: Address, value: str) -> str:
+    if not value.startswith("/"):
+        raise _invalid(field, address, value, "it is not an absolute path", f"Write it as '/{value}'.")
+    if "\0" in value or posixpath.normpath(value) != value.rstrip("/") and value != "/":
+        raise _invalid(
+            field, address, value, "it is not a normalised path",
+            f"Write it as {posixpath.normpath(value)!r}.",
+        )
+    return value
+
+
+class NixImagePackagesField(StringSequenceField):
+    alias = "packages"
+    required = True
+    help = help_text(
+        """
+        The Nix installables whose runtime closure is the image's `/nix/store`.
+
+        Each entry is a store path (`/nix/store/<hash>-hello-2.12`), an attribute of a `.nix` file
+        in the repo (`packages.nix#hello`, relative to this BUILD file, or
+        `//build-support/nix/default.nix#python3` from the build root, built like
+        `nix-build FILE -A ATTR`), or a flake installable (`nixpkgs#hello`, `.#app`).
+        Example: `packages=["nixpkgs#python3", "//nix/default.nix#cacert"]`.
+
+        Strings in `entrypoint`, `cmd`, `env` and `working_dir` can refer to a package's store path
+        as `${pkgs.NAME}`, where NAME is the attribute (`hello` for `nixpkgs#hello`) or, for a store
+        path, its name (`hello-2.12`): `entrypoint=["${pkgs.hello}/bin/hello"]`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        assert value is not None
+        if not value:
+            raise _invalid(cls, address, [], "it is empty", "List at least one installable, e.g. `packages=[\"nixpkgs#hello\"]`.")
+        for entry in value:
+            try:
+                parse_installable(entry, address.spec_path)
+            except InstallableError as e:
+                raise _invalid(cls, address, entry, str(e), "See `pants help nix_docker_image` for the forms an installable can take.")
+        return value
+
+
+class NixImageEntrypointField(StringSequenceField):
+    alias = "entrypoint"
+    help = help_text(
+        """
+        The image's `Entrypoint`: the program (and its first arguments) the container runs.
+
+        Example: `entrypoint=["${pkgs.python3}/bin/python3", "-m", "http.server"]`.
+        """
+    )
+
+
+class NixImageCmdField(StringSequenceField):
+    alias = "cmd"
+    help = help_text(
+        """
+        The image's `Cmd`: the default arguments to the entrypoint, or the command when there is
+        no entrypoint. Example: `cmd=["${pkgs.hello}/bin/hello"]`.
+        """
+    )
+
+
+class NixImageEnvField(DictStringToStringField):
+    alias = "env"
+    help = help_text(
+        """
+        Environment variables of the image's processes.
+
+        Example: `env={"PATH": "${pkgs.busybox}/bin", "LANG": "C.UTF-8"}`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[dict[str, str]], address: Address) -> Any:
+        value = super().compute_value(raw_value, address)
+        for key in value or {}:
+            if not key or "=" in key or "\0" in key:
+                raise _invalid(
+                    cls, address, key, "an environment variable name must be non-empty and contain no '=' or NUL",
+                    "Rename the variable.",
+                )
+        return value
+
+
+class NixImageWorkingDirField(StringField):
+    alias = "working_dir"
+    help = "The working directory of the image's processes, an absolute path. Example: `working_dir=\"/data\"`."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        return None if value is None else _check_absolute_path(cls, address, value)
+
+
+class NixImageExposedPortsField(Field):
+    alias = "exposed_ports"
+    default: ClassVar[tuple[str, ...]] = ()
+    help = help_text(
+        """
+        Ports the image documents as listened on, as numbers or `PORT/PROTOCOL` (tcp, udp or sctp;
+        tcp when left out). Example: `exposed_ports=[8080, "53/udp"]`.
+        """
+    )
+    value: tuple[str, ...]
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Any], address: Address) -> tuple[str, ...]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return ()
+        if isinstance(value, (str, int)) or not isinstance(value, (list, tuple)):
+            raise InvalidFieldTypeException(address, cls.alias, raw_value, expected_type="a list of port numbers or 'PORT/PROTOCOL' strings")
+        ports = []
+        for item in value:
+            match = _PORT_RE.match(str(item)) if isinstance(item, (str, int)) and not isinstance(item, bool) else None
+            number = int(match.group(1)) if match else 0
+            if not match or not 1 <= number <= 65535:
+                raise _invalid(cls, address, item, "a port is a number from 1 to 65535, optionally followed by /tcp, /udp or /sctp", "For example 8080 or '53/udp'.")
+            ports.append(f"{number}/{match.group(2) or 'tcp'}")
+        if len(set(ports)) != len(ports):
+            duplicate = next(p for p in ports if ports.count(p) > 1)
+            raise _invalid(cls, address, list(value), f"{duplicate} is listed twice", "List each port once.")
+        return tuple(ports)
+
+
+class NixImageVolumesField(StringSequenceField):
+    alias = "volumes"
+    help = "Absolute paths the image marks as volumes. Example: `volumes=[\"/data\"]`."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for volume in value or ():
+            _check_absolute_path(cls, address, volume)
+        return value
+
+
+class NixImageUserField(StringField):
+    alias = "user"
+    help = help_text(
+        """
+        The user the image's processes run as: a name or a uid, optionally with `:group` or
+        `:gid`. Example: `user="1000:1000"` or `user="app"`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            parts = value.split(":")
+            if len(parts) > 2 or not all(_USER_PART_RE.match(p) for p in parts):
+                raise _invalid(cls, address, value, "expected USER or USER:GROUP, each a name or a number", "For example 'app', '1000' or '1000:1000'.")
+        return value
+
+
+class NixImageLabelsField(DictStringToStringField):
+    alias = "labels"
+    help = "Labels of the image config. Example: `labels={\"org.opencontainers.image.source\": \"https://example.com/repo\"}`."
+
+
+class NixImageRepositoryField(StringField):
+    alias = "repository"
+    help = help_text(
+        """
+        The repository part of the image's name (`REPOSITORY:TAG`), used in the archive's tags.
+        Defaults to the name of the BUILD file's directory (`hello` for `examples/hello:image`),
+        or the target name at the build root. Example: `repository="acme/hello"`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not _REPOSITORY_RE.match(value):
+            raise _invalid(cls, address, value, "a repository is lowercase letters, digits and separators (. _ __ -), in /-separated parts", "For example 'acme/hello-app'.")
+        return value
+
+    def value_or_default(self, address: Address) -> str:
+        if self.value:
+            return self.value
+        base = posixpath.basename(address.spec_path) or address.target_name
+        candidate = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("._-") or "image"
+        return candidate
+
+
+class NixImageTagsField(StringSequenceField):
+    alias = "image_tags"
+    default = ("latest",)
+    help = help_text(
+        """
+        Tags of the image in the archive (each becomes `REPOSITORY:TAG`).
+        Example: `image_tags=["1.4.2", "latest"]`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        assert value is not None
+        if not value:
+            raise _invalid(cls, address, [], "an image needs at least one tag", "Leave the field out for `latest`.")
+        for tag in value:
+            if not _TAG_RE.match(tag):
+                raise _invalid(cls, address, tag, "a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", "For example '1.0.3'.")
+        if len(set(value)) != len(value):
+            raise _invalid(cls, address, list(value), "a tag is listed twice", "List each tag once.")
+        return value
+
+
+class NixImageMaxLayersField(IntField):
+    alias = "max_layers"
+    default = 100
+    help = help_text(
+        f"""
+        The most layers the image may have, the image-specific top layer included (2 to
+        {MAX_LAYERS_LIMIT}). The most shared store paths get layers of their own; the rest
+        share one. Example: `max_layers=40`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        assert value is not None
+        if not 2 <= value <= MAX_LAYERS_LIMIT:
+            raise _invalid(cls, address, value, f"it must be from 2 to {MAX_LAYERS_LIMIT}", "Most images want the default, 100.")
+        return value
+
+
+class NixImageCreatedField(StringField):
+    alias = "created"
+    default = DEFAULT_CREATED
+    help = help_text(
+        f"""
+        The image's creation time, RFC 3339. The default, `{DEFAULT_CREATED}`, keeps the image
+        bit-for-bit reproducible; `"now"` stamps the build time, so every build gets a new
+        digest. Example: `created="2024-05-01T12:00:00Z"`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        assert value is not None
+        if value == "now":
+            return value
+        if _RFC3339_RE.match(value):
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return value
+            except ValueError:
+                pass
+        raise _invalid(cls, address, value, "expected an RFC 3339 time or 'now'", f"For example {DEFAULT_CREATED!r}.")
+
+
+class NixImageOutputPathField(OutputPathField):
+    help = help_text(
+        """
+        Where the image archive goes under `dist/`. Defaults to `path.to.dir/TARGET_NAME.tar`
+        (`examples.hello/image.tar`). The archive is both an OCI image layout and a
+        `docker save` archive. Example: `output_path="images/hello.tar"`.
+        """
+    )
+
+
+class NixDockerImageTarget(Target):
+    alias = "nix_docker_image"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        NixImagePackagesField,
+        NixImageEntrypointField,
+        NixImageCmdField,
+        NixImageEnvField,
+        NixImageWorkingDirField,
+        NixImageExposedPortsField,
+        NixImageVolumesField,
+        NixImageUserField,
+        NixImageLabelsField,
+        NixImageRepositoryField,
+        NixImageTagsField,
+        NixImageMaxLayersField,
+        NixImageCreatedField,
+        NixImageOutputPathField,
+    )
+    help = help_text(
+        """
+        A reproducible, layered OCI image of the runtime closure of Nix packages.
+
+        `pants package` realises `packages`, splits their runtime closure into layers (each
+        built once per set of store paths and cached by Pants), and writes one `.tar` that is
+        both an OCI image layout and a docker archive: `skopeo copy oci-archive:...`,
+        `podman load -i` and `docker load -i` all read it.
+        """
+    )
+
+
+def target_types():
+    return [NixDockerImageTarget]

@@ -1,0 +1,177 @@
+"""Realising installables and reading their runtime closure from the Nix store.
+
+Both answer "what is in the store now": a realise may build, a garbage collection may delete.
+So their processes are cached for one Pants run at most (`PER_SESSION`) and never persisted
+locally or remotely. What comes after (layers keyed by store paths) is cached for good.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pants.base.build_root import BuildRoot
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
+from pants.engine.addresses import Address
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.logging import LogLevel
+
+from pants_backend_nix_docker.nix.closure import Closure, ClosureError, is_store_path, parse_path_info
+from pants_backend_nix_docker.nix.installables import FILE_ATTR, FLAKE, STORE_PATH, Installable
+from pants_backend_nix_docker.subsystems.nix import NixSubsystem
+from pants_backend_nix_docker.target_types import NixImagePackagesField
+
+_NIX_PROGRAMS = ("nix", "nix-build", "nix-store")
+_EXPERIMENTAL = ("--extra-experimental-features", "nix-command flakes")
+_STDERR_TAIL_LINES = 25
+
+
+class NixNotFoundError(Exception):
+    pass
+
+
+class NixRealiseError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class NixBinaries:
+    """Absolute paths of the Nix programs, or None for each one that is missing."""
+
+    nix: str | None
+    nix_build: str | None
+    nix_store: str | None
+    search_path: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+    def require(self, address: Address) -> "NixBinaries":
+        missing = [name for name, path in zip(_NIX_PROGRAMS, (self.nix, self.nix_build, self.nix_store)) if not path]
+        if missing:
+            raise NixNotFoundError(
+                f"{address} needs Nix to realise its `{NixImagePackagesField.alias}`, but "
+                f"{', '.join(f'`{m}`' for m in missing)} was not found on the search path "
+                f"{list(self.search_path)} ([nix].executable_search_paths). Install Nix 2.8 or "
+                "newer (on Debian, `./pants` does it: `apt-get install nix-bin`), or point "
+                "[nix].executable_search_paths at it."
+            )
+        return self
+
+    def process_env(self) -> dict[str, str]:
+        # Processes start with an empty environment; builders and `nix` itself need a PATH.
+        path_dirs = sorted({os.path.dirname(p) for p in (self.nix, self.nix_build, self.nix_store) if p})
+        return {"PATH": os.pathsep.join(path_dirs), **dict(self.env)}
+
+
+@rule(desc="Finding Nix", level=LogLevel.DEBUG)
+async def find_nix(nix: NixSubsystem.EnvironmentAware) -> NixBinaries:
+    search_path = nix.executable_search_path
+    requests = [
+        BinaryPathRequest(binary_name=name, search_path=search_path, test=BinaryPathTest(["--version"]))
+        for name in _NIX_PROGRAMS
+    ]
+    paths = await MultiGet(Get(BinaryPaths, BinaryPathRequest, r) for r in requests)
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(nix.env_vars))
+    first = [p.first_path.path if p.first_path else None for p in paths]
+    return NixBinaries(*first, search_path=tuple(search_path), env=tuple(sorted(env.items())))
+
+
+@dataclass(frozen=True)
+class RealiseRequest:
+    installable: Installable
+    address: Address
+
+
+@dataclass(frozen=True)
+class RealisedInstallable:
+    installable: Installable
+    outputs: tuple[str, ...]  # store paths, in the order Nix printed them
+
+
+def realise_argv(nix: NixBinaries, installable: Installable, build_root: str, spec_path: str) -> tuple[str, ...]:
+    if installable.kind == STORE_PATH:
+        return (nix.nix_store or "nix-store", "--realise", installable.ref)
+    if installable.kind == FILE_ATTR:
+        attr = ("-A", installable.attr) if installable.attr else ()
+        return (nix.nix_build or "nix-build", "--no-out-link", os.path.join(build_root, installable.ref), *attr)
+    assert installable.kind == FLAKE
+    ref = installable.ref
+    # Relative flake references mean the BUILD file's directory, not the process sandbox.
+    for prefix in ("path:", ""):
+        body = ref[len(prefix):]
+        if ref.startswith(prefix) and (body == "." or body.startswith(("./", "../"))):
+            ref = prefix + os.path.normpath(os.path.join(build_root, spec_path, body))
+            break
+    target = f"{ref}#{installable.attr}" if installable.attr else ref
+    return (nix.nix or "nix", *_EXPERIMENTAL, "build", "--no-link", "--print-out-paths", target)
+
+
+def _stderr_tail(result: FallibleProcessResult) -> str:
+    lines = result.stderr.decode(errors="replace").rstrip().splitlines()
+    return "\n".join(f"    {line}" for line in lines[-_STDERR_TAIL_LINES:]) or "    (no output)"
+
+
+@rule(desc="Realising a Nix installable", level=LogLevel.DEBUG)
+async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_root: BuildRoot) -> RealisedInstallable:
+    nix.require(request.address)
+    installable = request.installable
+    argv = realise_argv(nix, installable, build_root.path, request.address.spec_path)
+    result = await Get(
+        FallibleProcessResult,
+        Process(
+            argv=argv,
+            env=nix.process_env(),
+            description=f"Realising {installable.raw} for {request.address}",
+            level=LogLevel.DEBUG,
+            # Realising may build, and the answer ("this path is valid") is about the store now.
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
+    outputs = tuple(line for line in result.stdout.decode().split() if is_store_path(line))
+    if result.exit_code != 0 or not outputs:
+        why = f"`{' '.join(argv)}` exited with {result.exit_code}" if result.exit_code else f"`{' '.join(argv)}` printed no store path"
+        raise NixRealiseError(
+            f"{request.address}: the `{NixImagePackagesField.alias}` entry {installable.raw!r} could "
+            f"not be realised: {why}. Nix said:\n{_stderr_tail(result)}\n"
+            "Fix the installable (does `nix build` of it work by hand?) or the Nix expression it "
+            "names."
+        )
+    return RealisedInstallable(installable, outputs)
+
+
+@dataclass(frozen=True)
+class ClosureRequest:
+    roots: tuple[str, ...]
+    address: Address
+
+
+@rule(desc="Computing the runtime closure", level=LogLevel.DEBUG)
+async def compute_closure(request: ClosureRequest, nix: NixBinaries) -> Closure:
+    nix.require(request.address)
+    argv = (nix.nix or "nix", *_EXPERIMENTAL, "path-info", "--recursive", "--json", *sorted(set(request.roots)))
+    result = await Get(
+        FallibleProcessResult,
+        Process(
+            argv=argv,
+            env=nix.process_env(),
+            description=f"Computing the runtime closure of {request.address}",
+            level=LogLevel.DEBUG,
+            # Validity and references of store paths can change under us (garbage collection).
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
+    if result.exit_code != 0:
+        raise NixRealiseError(
+            f"{request.address}: `nix path-info` failed for its realised packages:\n"
+            f"{_stderr_tail(result)}\nWere store paths garbage-collected during the build? Run "
+            "`pants package` again."
+        )
+    try:
+        return parse_path_info(result.stdout.decode())
+    except ClosureError as e:
+        raise NixRealiseError(f"{request.address}: {e}")
+
+
+def rules():
+    return collect_rules()
