@@ -22,6 +22,10 @@ MEDIA_TYPES = {
     ZSTD: "application/vnd.oci.image.layer.v1.tar+zstd",
 }
 
+# Streaming compressors emit different (equally valid) bytes for the same stream fed in different
+# pieces, so the compressor always sees fixed-size blocks: the output is a function of the stream.
+COMPRESSOR_BLOCK = 1 << 20
+
 # ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown): nothing about this machine or moment.
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
@@ -46,6 +50,7 @@ class HashingCompressor:
         self._blob_hash = hashlib.sha256()
         self._uncompressed_size = 0
         self._size = 0
+        self._pending = bytearray()
         if compression == GZIP:
             from isal import isal_zlib
 
@@ -74,9 +79,24 @@ class HashingCompressor:
         self._uncompressed_size += len(data)
         if self._compression == GZIP:
             self._crc = self._crc32(data, self._crc)
-        self._emit(self._compressor.compress(data))
+        view = memoryview(data)
+        if self._pending:
+            take = COMPRESSOR_BLOCK - len(self._pending)
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) < COMPRESSOR_BLOCK:
+                return
+            self._emit(self._compressor.compress(bytes(self._pending)))
+            self._pending.clear()
+        while len(view) >= COMPRESSOR_BLOCK:
+            self._emit(self._compressor.compress(view[:COMPRESSOR_BLOCK]))
+            view = view[COMPRESSOR_BLOCK:]
+        self._pending += view
 
     def finish(self) -> BlobStats:
+        if self._pending:
+            self._emit(self._compressor.compress(bytes(self._pending)))
+            self._pending.clear()
         self._emit(self._compressor.flush())
         if self._compression == GZIP:
             self._emit(struct.pack("<II", self._crc, self._uncompressed_size & 0xFFFFFFFF))

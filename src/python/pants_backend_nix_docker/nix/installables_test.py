@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from pants_backend_nix_docker.nix.installables import (
+    FILE_ATTR,
+    FLAKE,
+    STORE_PATH,
+    InstallableError,
+    PackageRefError,
+    package_ref_table,
+    parse_installable,
+    substitute_package_refs,
+)
+
+HELLO = "/nix/store/" + "s" * 32 + "-hello-1.0"
+
+
+@pytest.mark.parametrize(
+    "raw,kind,ref,attr,name",
+    [
+        (HELLO, STORE_PATH, HELLO, None, "hello-1.0"),
+        (HELLO + ".drv", STORE_PATH, HELLO + ".drv", None, "hello-1.0"),
+        ("nixpkgs#hello", FLAKE, "nixpkgs", "hello", "hello"),
+        ("nixpkgs#python3Packages.flask", FLAKE, "nixpkgs", "python3Packages.flask", "python3Packages.flask"),
+        ("github:NixOS/nixpkgs/nixos-23.05#jq", FLAKE, "github:NixOS/nixpkgs/nixos-23.05", "jq", "jq"),
+        (".#app", FLAKE, ".", "app", "app"),
+        ("path:/srv/flake", FLAKE, "path:/srv/flake", None, "default"),
+        ("pkgs.nix#hello", FILE_ATTR, "examples/hello/pkgs.nix", "hello", "hello"),
+        ("../nix/default.nix#python3", FILE_ATTR, "examples/nix/default.nix", "python3", "python3"),
+        ("//build-support/nix/default.nix#cacert", FILE_ATTR, "build-support/nix/default.nix", "cacert", "cacert"),
+        ("hello.nix", FILE_ATTR, "examples/hello/hello.nix", None, "hello"),
+    ],
+)
+def test_parses_each_kind(raw: str, kind: str, ref: str, attr: str | None, name: str) -> None:
+    parsed = parse_installable(raw, "examples/hello")
+    assert (parsed.kind, parsed.ref, parsed.attr, parsed.name) == (kind, ref, attr, name)
+
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ("", "empty"),
+        ("hello", "nixpkgs#hello"),
+        ("/nix/store/abc-hello", "top-level store path"),
+        (HELLO + "/bin/hello", "top-level store path"),
+        ("nixpkgs#", "no attribute"),
+        ("nixpkgs#1bad attr", "not a Nix attribute path"),
+        ("/etc/default.nix#x", "absolute path"),
+        ("../../../outside.nix#x", "outside the repository"),
+    ],
+)
+def test_rejects_with_a_reason(raw: str, message: str) -> None:
+    with pytest.raises(InstallableError, match=message):
+        parse_installable(raw, "examples/hello")
+
+
+def test_substitutes_package_references() -> None:
+    table = package_ref_table([(parse_installable("nixpkgs#hello", ""), (HELLO,))])
+    assert substitute_package_refs("${pkgs.hello}/bin/hello", table) == HELLO + "/bin/hello"
+    assert substitute_package_refs("${HOME} stays", table) == "${HOME} stays"
+
+
+def test_unknown_and_ambiguous_references_are_errors() -> None:
+    other = "/nix/store/" + "t" * 32 + "-hello-2.0"
+    table = package_ref_table(
+        [(parse_installable("nixpkgs#hello", ""), (HELLO,)), (parse_installable("other#hello", ""), (other,))]
+    )
+    with pytest.raises(PackageRefError, match="ambiguous"):
+        substitute_package_refs("${pkgs.hello}", table)
+    with pytest.raises(PackageRefError, match="names no package.*known names: hello"):
+        substitute_package_refs("${pkgs.helo}", table)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import hashlib
+
+from pants_backend_nix_docker.nix.closure import Closure, StorePath
+from pants_backend_nix_docker.oci import layering
+
+
+NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def sp(name: str) -> str:
+    digest = hashlib.sha256(name.encode()).digest()
+    return "/nix/store/" + "".join(NIX_BASE32[b % 32] for b in digest[:32]) + "-" + name
+
+
+def closure(graph: dict[str, list[str]], sizes: dict[str, int] | None = None) -> Closure:
+    return Closure(
+        {
+            sp(n): StorePath(sp(n), (sizes or {}).get(n, 100), "", tuple(sorted(sp(r) for r in refs)))
+            for n, refs in graph.items()
+        }
+    )
+
+
+# python -> openssl -> glibc, python -> zlib -> glibc, hello -> busybox
+GRAPH = {
+    "python": ["openssl", "zlib", "glibc"],
+    "openssl": ["glibc"],
+    "zlib": ["glibc"],
+    "glibc": [],
+    "hello": ["busybox"],
+    "busybox": [],
+}
+
+
+def test_popularity_counts_closures_containing_each_path() -> None:
+    pop = layering.popularity(closure(GRAPH))
+    assert pop[sp("glibc")] == 4  # glibc, openssl, zlib, python
+    assert pop[sp("busybox")] == 2
+    assert pop[sp("python")] == 1
+
+
+def test_most_popular_paths_are_at_the_bottom_each_alone() -> None:
+    layers = layering.plan_store_layers(closure(GRAPH), budget=100)
+    assert layers[0] == (sp("glibc"),)
+    assert all(len(layer) == 1 for layer in layers)
+    assert len(layers) == 6
+
+
+def test_budget_merges_least_popular_paths_into_the_last_layer() -> None:
+    c = closure(GRAPH)
+    layers = layering.plan_store_layers(c, budget=3)
+    assert len(layers) == 3
+    assert layers[0] == (sp("glibc"),)
+    flat = layering.layer_paths_flat(layers)
+    assert sorted(flat) == sorted(c.paths) and len(flat) == len(set(flat))
+
+
+def test_ties_are_broken_by_size_then_name_so_order_is_total() -> None:
+    c = closure({"b-lib": [], "a-lib": [], "c-lib": []}, sizes={"c-lib": 500})
+    assert layering.popularity_order(c) == [sp("c-lib"), sp("a-lib"), sp("b-lib")]
+
+
+def test_budget_of_one_is_one_layer() -> None:
+    c = closure(GRAPH)
+    assert layering.plan_store_layers(c, 1) == (tuple(sorted(c.paths)),)
+
+
+def test_deep_chains_do_not_recurse() -> None:
+    graph = {f"p{i:05d}": [f"p{i + 1:05d}"] for i in range(5000)}
+    graph["p05000"] = []
+    pop = layering.popularity(closure(graph))
+    assert pop[sp("p05000")] == 5001
