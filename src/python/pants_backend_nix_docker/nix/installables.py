@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -92,6 +93,22 @@ def _repo_path(ref: str, spec_path: str, raw: str) -> str:
     if path == ".." or path.startswith("../") or os.path.isabs(path):
         raise InstallableError(f"{raw!r} points outside the repository")
     return path
+
+
+def parse_realised_outputs(stdout: str) -> tuple[str, ...]:
+    """Store paths from `nix-build`/`nix-store --realise` (one per line) or `nix build --json`.
+
+    Nix 2.8's `nix build` has no `--print-out-paths`; its `--json` lists each derivation's outputs,
+    and `out` comes first so `${pkgs.NAME}` means the main output.
+    """
+    text = stdout.strip()
+    if text.startswith("["):
+        paths: list[str] = []
+        for built in json.loads(text):
+            outputs = built.get("outputs", {})
+            paths.extend(outputs[name] for name in sorted(outputs, key=lambda n: (n != "out", n)))
+        return tuple(p for p in paths if is_store_path(p))
+    return tuple(line for line in text.split() if is_store_path(line))
 
 
 _PACKAGE_REF_RE = re.compile(r"\$\{pkgs\.([^}]*)\}")

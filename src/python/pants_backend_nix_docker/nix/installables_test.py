@@ -70,3 +70,13 @@ def test_unknown_and_ambiguous_references_are_errors() -> None:
         substitute_package_refs("${pkgs.hello}", table)
     with pytest.raises(PackageRefError, match="names no package.*known names: hello"):
         substitute_package_refs("${pkgs.helo}", table)
+
+
+def test_parses_realised_outputs_of_each_command() -> None:
+    from pants_backend_nix_docker.nix.installables import parse_realised_outputs
+
+    dev = HELLO.replace("hello-1.0", "hello-1.0-dev")
+    assert parse_realised_outputs(f"{HELLO}\n{dev}\n") == (HELLO, dev)
+    nix_build_json = f'[{{"drvPath": "/nix/store/x.drv", "outputs": {{"dev": "{dev}", "out": "{HELLO}"}}}}]'
+    assert parse_realised_outputs(nix_build_json) == (HELLO, dev)
+    assert parse_realised_outputs("warning: something\n") == ()

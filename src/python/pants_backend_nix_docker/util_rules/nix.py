@@ -18,8 +18,8 @@ from pants.engine.process import FallibleProcessResult, Process, ProcessCacheSco
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from pants_backend_nix_docker.nix.closure import Closure, ClosureError, is_store_path, parse_path_info
-from pants_backend_nix_docker.nix.installables import FILE_ATTR, FLAKE, STORE_PATH, Installable
+from pants_backend_nix_docker.nix.closure import Closure, ClosureError, parse_path_info
+from pants_backend_nix_docker.nix.installables import FILE_ATTR, FLAKE, STORE_PATH, Installable, parse_realised_outputs
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.target_types import NixImagePackagesField
 
@@ -51,7 +51,7 @@ class NixBinaries:
         if missing:
             raise NixNotFoundError(
                 f"{address} needs Nix to realise its `{NixImagePackagesField.alias}`, but "
-                f"{', '.join(f'`{m}`' for m in missing)} was not found on the search path "
+                f"{', '.join(f'`{m}`' for m in missing)} {'was' if len(missing) == 1 else 'were'} not found on the search path "
                 f"{list(self.search_path)} ([nix].executable_search_paths). Install Nix 2.8 or "
                 "newer (on Debian, `./pants` does it: `apt-get install nix-bin`), or point "
                 "[nix].executable_search_paths at it."
@@ -104,7 +104,7 @@ def realise_argv(nix: NixBinaries, installable: Installable, build_root: str, sp
             ref = prefix + os.path.normpath(os.path.join(build_root, spec_path, body))
             break
     target = f"{ref}#{installable.attr}" if installable.attr else ref
-    return (nix.nix or "nix", *_EXPERIMENTAL, "build", "--no-link", "--print-out-paths", target)
+    return (nix.nix or "nix", *_EXPERIMENTAL, "build", "--no-link", "--json", target)
 
 
 def _stderr_tail(result: FallibleProcessResult) -> str:
@@ -128,7 +128,7 @@ async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_r
             cache_scope=ProcessCacheScope.PER_SESSION,
         ),
     )
-    outputs = tuple(line for line in result.stdout.decode().split() if is_store_path(line))
+    outputs = parse_realised_outputs(result.stdout.decode()) if result.exit_code == 0 else ()
     if result.exit_code != 0 or not outputs:
         why = f"`{' '.join(argv)}` exited with {result.exit_code}" if result.exit_code else f"`{' '.join(argv)}` printed no store path"
         raise NixRealiseError(

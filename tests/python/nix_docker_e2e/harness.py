@@ -1,0 +1,123 @@
+"""Drive the real `./pants` in a scratch copy of this repository, and real OCI tools on its output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+# The test sandbox holds the `//:repo` files; copying them elsewhere keeps each test's build
+# root, dist/ and .pants.d/ its own.
+REPO_FILES = Path.cwd()
+
+
+@dataclass
+class PantsResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def assert_success(self) -> "PantsResult":
+        assert self.returncode == 0, f"pants failed ({self.returncode}):\n{self.stderr[-6000:]}"
+        return self
+
+
+class Repo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def copy_to(cls, dest: Path) -> "Repo":
+        shutil.copytree(REPO_FILES, dest, symlinks=True, ignore=shutil.ignore_patterns(".pants.d", "dist", "__pycache__"))
+        return cls(dest)
+
+    def pants(self, *args: str, caches: Path | None = None, env: dict[str, str] | None = None, timeout: int = 900) -> PantsResult:
+        """Run `./pants --no-pantsd ARGS`; with `caches`, Pants starts from empty local caches there."""
+        options = ["--no-pantsd", "--no-dynamic-ui"]
+        if caches is not None:
+            options += [f"--local-store-dir={caches}/lmdb_store", f"--named-caches-dir={caches}/named_caches"]
+        proc = subprocess.run(
+            ["./pants", *options, *args],
+            cwd=self.root,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return PantsResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def dist_files(self) -> list[Path]:
+        dist = self.root / "dist"
+        return sorted(p for p in dist.rglob("*") if p.is_file()) if dist.exists() else []
+
+    def write(self, relpath: str, content: str) -> None:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def index_of(archive: Path) -> dict:
+    with tarfile.open(archive) as tf:
+        return json.load(tf.extractfile("index.json"))
+
+
+def manifest_digest(archive: Path) -> str:
+    return index_of(archive)["manifests"][0]["digest"]
+
+
+def layer_members(archive: Path) -> list[list[str]]:
+    """Names in each layer of the archive, bottom layer first."""
+    with tarfile.open(archive) as tf:
+        docker = json.load(tf.extractfile("manifest.json"))[0]
+        layers = []
+        for layer in docker["Layers"]:
+            blob = tf.extractfile(layer)
+            with tarfile.open(fileobj=blob, mode="r:*") as lt:
+                layers.append(lt.getnames())
+        return layers
+
+
+def run(argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def nix_closure(installables: Iterable[str], repo: Path) -> set[str]:
+    paths = run(["nix-build", "--no-out-link", *installables], cwd=repo, check=True).stdout.split()
+    return set(run(["nix-store", "-qR", *paths], check=True).stdout.split())
+
+
+def unpack_bundle(archive: Path, workdir: Path, tag: str = "latest") -> Path:
+    """Our archive *is* an OCI layout: extract it and hand it to umoci like any layout."""
+    layout = workdir / "layout"
+    with tarfile.open(archive) as tf:
+        tf.extractall(layout)
+    bundle = workdir / "bundle"
+    run(["umoci", "unpack", "--image", f"{layout}:{tag}", str(bundle)], check=True)
+    config_path = bundle / "config.json"
+    config = json.loads(config_path.read_text())
+    # runc cannot allocate a terminal here; a container without one runs fine as root.
+    config["process"]["terminal"] = False
+    config_path.write_text(json.dumps(config))
+    return bundle
+
+
+def runc_run(bundle: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    name = f"nix-docker-test-{uuid.uuid4().hex[:12]}"
+    try:
+        return subprocess.run(["runc", "run", "-b", str(bundle), name], capture_output=True, text=True, timeout=timeout)
+    finally:
+        subprocess.run(["runc", "delete", "--force", name], capture_output=True)
+
+
+PODMAN_RUN = ["podman", "run", "--rm", "--network=none", "--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
