@@ -1,0 +1,80 @@
+"""The ./pants launcher: a fast path when all is installed, instructions when it cannot install."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from nix_docker_e2e.harness import REPO_FILES
+
+
+@pytest.fixture
+def scratch():
+    # World-readable, so an unprivileged user can run the launcher from it.
+    root = Path(tempfile.mkdtemp(prefix="launcher-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        shutil.copy(REPO_FILES / "pants", root / "pants")
+        shutil.copytree(REPO_FILES / "build-support" / "bootstrap", root / "build-support" / "bootstrap")
+        yield root
+    finally:
+        shutil.rmtree(root)
+
+
+def fake_cache(root: Path) -> Path:
+    """A cache whose 'Pants' only reports its arguments, with the stamp of a finished bootstrap."""
+    cache = root / "cache"
+    venv_bin = cache / "pants-2.17.1-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "pants").write_text('#!/bin/sh\necho "pants ran with: $*"\n')
+    (venv_bin / "pants").chmod(0o755)
+    version = next(line for line in (root / "pants").read_text().splitlines() if line.startswith("bootstrap_version="))
+    (cache / f"bootstrap-v{version.split('=')[1]}.ok").touch()
+    (root / "3rdparty" / "tools").mkdir(parents=True)
+    (root / "3rdparty" / "tools" / "pex-2.1.137.pex").touch()
+    return cache
+
+
+def test_fast_path_execs_pants_without_bootstrapping(scratch: Path) -> None:
+    cache = fake_cache(scratch)
+    proc = subprocess.run(
+        ["./pants", "package", "examples/hello:image"],
+        cwd=scratch,
+        env={**os.environ, "PANTS_NIX_DOCKER_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "pants ran with: package examples/hello:image"
+    assert "[bootstrap]" not in proc.stderr
+
+
+def test_unprivileged_user_is_told_what_is_missing(scratch: Path) -> None:
+    # A PATH with the shell utilities the launcher needs and none of the tools it installs.
+    bin_dir = scratch / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "env", "id", "grep", "awk", "dirname", "cat", "mktemp", "rm"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    os.chmod(scratch, 0o777)
+    def become_nobody() -> None:
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    proc = subprocess.run(
+        ["./pants", "--version"],
+        preexec_fn=become_nobody,
+        cwd=scratch,
+        env={"PATH": str(bin_dir), "HOME": str(scratch / "home")},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    for words in ["This machine lacks:", "nix-bin", "skopeo", "umoci", "runc", "podman", "docker-registry", "python3.9", "only on Debian 12 as root", "Then run ./pants again."]:
+        assert words in proc.stderr, proc.stderr
+    assert not (scratch / "home" / ".cache" / "pants-nix-docker" / "pants-2.17.1-venv").exists()
