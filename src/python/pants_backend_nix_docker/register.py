@@ -5,11 +5,12 @@ from pants_backend_nix_docker.goals import package
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
-from pants_backend_nix_docker.util_rules import image, layer_tool, layers, nix
+from pants_backend_nix_docker.util_rules import artifacts, image, layer_tool, layers, nix
 
 
 def rules():
     return [
+        *artifacts.rules(),
         *image.rules(),
         *layer_tool.rules(),
         *layers.rules(),

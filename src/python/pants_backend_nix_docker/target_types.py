@@ -11,6 +11,8 @@ from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
+    BoolField,
+    Dependencies,
     DictStringToStringField,
     Field,
     IntField,
@@ -23,6 +25,13 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from pants_backend_nix_docker.nix.installables import InstallableError, parse_installable
+from pants_backend_nix_docker.oci.accounts import (
+    DirectorySpec,
+    parse_directories,
+    parse_groups,
+    parse_users,
+)
+from pants_backend_nix_docker.oci.rootfs import RootfsError, User, check_image_path
 
 DEFAULT_CREATED = "1970-01-01T00:00:01Z"
 MAX_LAYERS_LIMIT = 125  # overlayfs-based runtimes stop at 128 lower layers; keep a margin
@@ -300,6 +309,161 @@ class NixImageCreatedField(StringField):
         raise _invalid(cls, address, value, "expected an RFC 3339 time or 'now'", f"For example {DEFAULT_CREATED!r}.")
 
 
+class NixImageDependenciesField(Dependencies):
+    help = help_text(
+        """
+        Pants artifacts to put in the image's top layer, under `app_dir`: packageable targets
+        (`pex_binary`, `python_distribution`, `archive`) land as `APP_DIR/FILE_NAME` of what they
+        build (`/app/app.pex`), `files` at `APP_DIR/PATH_FROM_BUILD_ROOT`, `resources` at
+        `APP_DIR/PATH_FROM_SOURCE_ROOT`. The executable bit is kept (0755, else 0644).
+        Example: `dependencies=[":app"]`.
+        """
+    )
+
+
+class NixImageAppDirField(StringField):
+    alias = "app_dir"
+    default = "/app"
+    help = "Where the image's `dependencies` land. Example: `app_dir=\"/srv/app\"`."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        assert value is not None
+        try:
+            return check_image_path(value, cls.alias)
+        except RootfsError as e:
+            raise _invalid(cls, address, value, str(e), "For example '/app'.")
+
+
+class NixImagePathsToLinkField(StringSequenceField):
+    alias = "paths_to_link"
+    help = help_text(
+        """
+        Sub-directories of every package in `packages` to mirror into the image root with
+        symlinks, like nixpkgs' `buildEnv { pathsToLink = ...; }`: `paths_to_link=["/bin"]` makes
+        `/bin/python3 -> /nix/store/...-python3/bin/python3`. Two packages that provide the same
+        file are an error.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for path in value or ():
+            try:
+                check_image_path(path, cls.alias)
+            except RootfsError as e:
+                raise _invalid(cls, address, path, str(e), "For example '/bin'.")
+        return value
+
+
+class _AccountsField(Field):
+    """A dict in the BUILD file, parsed into hashable specs by `parse`."""
+
+    default = None
+    example: ClassVar[str]
+
+    @staticmethod
+    def parse(raw: Any) -> tuple:
+        raise NotImplementedError
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Any], address: Address) -> tuple:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise InvalidFieldTypeException(address, cls.alias, raw_value, expected_type=f"a dict, e.g. {cls.example}")
+        try:
+            return cls.parse(value)
+        except RootfsError as e:
+            raise _invalid(cls, address, value, str(e), f"For example {cls.example}.")
+
+
+class NixImageUsersField(_AccountsField):
+    alias = "users"
+    example = '`users={"app": 1000}`'
+    help = help_text(
+        """
+        Users to add to the image's `/etc/passwd` (with `/etc/group`, `/etc/nsswitch.conf` and a
+        home directory each), beside `root` and `nobody`. A user maps to its uid, or to a dict
+        with `uid`, `gid` (default: the uid), `home` (default `/home/NAME`), `shell` (default
+        `/bin/sh`) and `groups`. A group named after the user is made for its gid.
+        Example: `users={"app": 1000, "worker": {"uid": 1001, "groups": ["app"]}}`.
+        """
+    )
+    value: tuple[User, ...]
+
+    @staticmethod
+    def parse(raw: Any) -> tuple:
+        return parse_users(raw)
+
+
+class NixImageGroupsField(_AccountsField):
+    alias = "groups"
+    example = '`groups={"staff": 2000}`'
+    help = "Extra groups for `/etc/group`, name to gid. Example: `groups={\"staff\": 2000}`."
+    value: tuple[tuple[str, int], ...]
+
+    @staticmethod
+    def parse(raw: Any) -> tuple:
+        return parse_groups(raw)
+
+
+class NixImageDirectoriesField(_AccountsField):
+    alias = "directories"
+    example = '`directories={"/data": {"owner": "app", "mode": "0750"}}`'
+    help = help_text(
+        """
+        Directories to create in the image, each owned by a user (name or uid) and group, with a
+        mode (octal string; the sticky bit is allowed, setuid and setgid are not). Shorthand: a
+        path to an owner. Example:
+        `directories={"/data": "app", "/var/cache/app": {"owner": "app", "group": "app", "mode": "0750"}}`.
+        """
+    )
+    value: tuple[DirectorySpec, ...]
+
+    @staticmethod
+    def parse(raw: Any) -> tuple:
+        return parse_directories(raw)
+
+
+class NixImageTmpDirField(BoolField):
+    alias = "tmp_dir"
+    default = True
+    help = "Whether the image has a world-writable, sticky `/tmp` (mode 1777). Example: `tmp_dir=False`."
+
+
+class NixImageCaCertificatesField(BoolField):
+    alias = "ca_certificates"
+    default = False
+    help = help_text(
+        """
+        Put a CA bundle in the image: [nix-docker].cacert_package joins the closure,
+        `/etc/ssl/certs/ca-certificates.crt` and `ca-bundle.crt` link to it, and `SSL_CERT_FILE`
+        points at it (unless `env` sets it). Example: `ca_certificates=True`.
+        """
+    )
+
+
+class NixImageUsrBinEnvField(BoolField):
+    alias = "usr_bin_env"
+    default = False
+    help = help_text(
+        """
+        Link `/usr/bin/env` to the `bin/env` of the first package that has one, so `#!/usr/bin/env`
+        shebangs (a PEX's, say) work. Example: `usr_bin_env=True`.
+        """
+    )
+
+
+class NixImageBinShField(BoolField):
+    alias = "bin_sh"
+    default = False
+    help = "Link `/bin/sh` to the `bin/sh` of the first package that has one. Example: `bin_sh=True`."
+
+
 class NixImageOutputPathField(OutputPathField):
     help = help_text(
         """
@@ -315,6 +479,7 @@ class NixDockerImageTarget(Target):
     core_fields = (
         *COMMON_TARGET_FIELDS,
         NixImagePackagesField,
+        NixImageDependenciesField,
         NixImageEntrypointField,
         NixImageCmdField,
         NixImageEnvField,
@@ -327,6 +492,15 @@ class NixDockerImageTarget(Target):
         NixImageTagsField,
         NixImageMaxLayersField,
         NixImageCreatedField,
+        NixImageAppDirField,
+        NixImagePathsToLinkField,
+        NixImageUsersField,
+        NixImageGroupsField,
+        NixImageDirectoriesField,
+        NixImageTmpDirField,
+        NixImageCaCertificatesField,
+        NixImageUsrBinEnvField,
+        NixImageBinShField,
         NixImageOutputPathField,
     )
     help = help_text(

@@ -77,3 +77,34 @@ def test_repository_defaults_to_the_directory_name() -> None:
     root = Address("", target_name="Web_App")
     assert NixImageRepositoryField(None, root).value_or_default(root) == "web_app"
     assert NixImageRepositoryField("acme/x", ADDRESS).value_or_default(ADDRESS) == "acme/x"
+
+
+from pants_backend_nix_docker.target_types import (  # noqa: E402
+    NixImageAppDirField,
+    NixImageDirectoriesField,
+    NixImagePathsToLinkField,
+    NixImageUsersField,
+)
+
+ROOTFS_BAD_VALUES = [
+    (NixImageDirectoriesField, {"../x": "app"}, "not an absolute path"),
+    (NixImageDirectoriesField, {"/data/../../etc": "app"}, "normalised"),
+    (NixImageDirectoriesField, {"/data": {"mode": "777x"}}, "octal"),
+    (NixImageUsersField, {"App": 1000}, "not a valid user name"),
+    (NixImageUsersField, {"app": "1000"}, "must be a uid"),
+    (NixImageAppDirField, "app", "not an absolute path"),
+    (NixImagePathsToLinkField, ["/nix/store"], "under /nix"),
+]
+
+
+@pytest.mark.parametrize("field,value,words", ROOTFS_BAD_VALUES)
+def test_bad_rootfs_values_name_target_field_and_fix(field, value, words: str) -> None:
+    with pytest.raises(InvalidFieldException) as e:
+        field(value, ADDRESS)
+    message = str(e.value)
+    assert str(ADDRESS) in message and field.alias in message and words in message and "For example" in message
+
+
+def test_accounts_fields_want_dicts() -> None:
+    with pytest.raises(InvalidFieldTypeException):
+        NixImageUsersField(["app"], ADDRESS)

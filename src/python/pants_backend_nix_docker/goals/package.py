@@ -9,9 +9,20 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from pants_backend_nix_docker.oci.customisation import Customisation
 from pants_backend_nix_docker.oci.image_json import ContainerConfig
 from pants_backend_nix_docker.target_types import (
+    NixImageAppDirField,
+    NixImageBinShField,
+    NixImageCaCertificatesField,
     NixImageCmdField,
+    NixImageDependenciesField,
+    NixImageDirectoriesField,
+    NixImageGroupsField,
+    NixImagePathsToLinkField,
+    NixImageTmpDirField,
+    NixImageUsersField,
+    NixImageUsrBinEnvField,
     NixImageCreatedField,
     NixImageEntrypointField,
     NixImageEnvField,
@@ -47,11 +58,33 @@ class NixDockerImageFieldSet(PackageFieldSet):
     max_layers: NixImageMaxLayersField
     created: NixImageCreatedField
     output_path: NixImageOutputPathField
+    dependencies: NixImageDependenciesField
+    app_dir: NixImageAppDirField
+    paths_to_link: NixImagePathsToLinkField
+    users: NixImageUsersField
+    groups: NixImageGroupsField
+    directories: NixImageDirectoriesField
+    tmp_dir: NixImageTmpDirField
+    ca_certificates: NixImageCaCertificatesField
+    usr_bin_env: NixImageUsrBinEnvField
+    bin_sh: NixImageBinShField
 
     def image_request(self) -> NixImageRequest:
         return NixImageRequest(
             address=self.address,
             packages=self.packages.value or (),
+            dependencies=self.dependencies,
+            app_dir=self.app_dir.value,
+            customisation=Customisation(
+                users=self.users.value,
+                groups=self.groups.value,
+                directories=self.directories.value,
+                tmp_dir=self.tmp_dir.value,
+                paths_to_link=self.paths_to_link.value or (),
+                usr_bin_env=self.usr_bin_env.value,
+                bin_sh=self.bin_sh.value,
+                ca_certificates=self.ca_certificates.value,
+            ),
             container=ContainerConfig(
                 entrypoint=self.entrypoint.value or (),
                 cmd=self.cmd.value or (),

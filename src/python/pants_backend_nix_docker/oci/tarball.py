@@ -30,7 +30,7 @@ _PAX = b"x"
 
 @dataclass(frozen=True)
 class TarEntry:
-    """One member of a layer. `source` is the host file whose bytes a regular entry carries."""
+    """One member of a layer. A regular entry's bytes are `content`, or else the file `source`."""
 
     name: bytes  # relative, no leading "/" or "./"; directories have no trailing "/"
     kind: bytes
@@ -38,6 +38,7 @@ class TarEntry:
     size: int = 0
     linkname: bytes = b""
     source: bytes | None = None
+    content: bytes | None = None
     uid: int = 0
     gid: int = 0
     uname: bytes = b"root"
@@ -193,6 +194,9 @@ def write_tar(entries: Iterable[TarEntry], write: Callable[[bytes], object]) -> 
     for entry in entries:
         buffer += header_bytes(entry)
         if entry.kind != REGULAR:
+            continue
+        if entry.content is not None:
+            buffer += entry.content + b"\0" * (-len(entry.content) % BLOCK)
             continue
         remaining = entry.size
         assert entry.source is not None

@@ -2,6 +2,9 @@
 
     tool layer --compression gzip --level 1 -- /nix/store/<hash>-a /nix/store/<hash>-b
         writes blobs/sha256/<digest> and prints {"digest", "size", "diff_id", ...} as JSON
+    tool rootfs --spec spec.json --compression gzip --level 1
+        writes the layer a RootfsSpec describes (users, directories, links, artifacts) the same way;
+        a spec that cannot be built exits 2 with "FIELD<tab>message" on stderr
     tool archive --layout DIR --output image.tar
         writes the OCI layout in DIR as one deterministic tar
 
@@ -16,9 +19,10 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from pants_backend_nix_docker.oci.compression import COMPRESSIONS, HashingCompressor
+from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
 from pants_backend_nix_docker.oci.tarball import (
     DIRECTORY,
     REGULAR,
@@ -29,13 +33,14 @@ from pants_backend_nix_docker.oci.tarball import (
 )
 
 
-def build_layer(store_paths: Sequence[str], compression: str, level: int, out_dir: str) -> dict:
+def write_blob(entries: Iterable[TarEntry], compression: str, level: int, out_dir: str) -> dict:
+    """Write a layer as blobs/sha256/<digest> under out_dir; return its stats."""
     blobs = os.path.join(out_dir, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
     partial = os.path.join(blobs, ".partial")
     with open(partial, "wb") as out:
         compressor = HashingCompressor(out, compression, level)
-        write_tar(store_layer_entries(store_paths), compressor.write)
+        write_tar(entries, compressor.write)
         stats = compressor.finish()
     os.replace(partial, os.path.join(blobs, stats.digest.split(":", 1)[1]))
     return dataclasses.asdict(stats)
@@ -66,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     layer.add_argument("--level", type=int, required=True)
     layer.add_argument("--out-dir", default=".")
     layer.add_argument("store_paths", nargs="+")
+    rootfs = commands.add_parser("rootfs", help="write the layer a root filesystem spec describes")
+    rootfs.add_argument("--spec", required=True)
+    rootfs.add_argument("--compression", choices=COMPRESSIONS, required=True)
+    rootfs.add_argument("--level", type=int, required=True)
+    rootfs.add_argument("--out-dir", default=".")
     archive = commands.add_parser("archive", help="write an OCI layout directory as one tar")
     archive.add_argument("--layout", required=True)
     archive.add_argument("--output", required=True)
@@ -73,10 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "layer":
-            stats = build_layer(args.store_paths, args.compression, args.level, args.out_dir)
-            json.dump(stats, sys.stdout, sort_keys=True)
+            entries = store_layer_entries(args.store_paths)
+            json.dump(write_blob(entries, args.compression, args.level, args.out_dir), sys.stdout, sort_keys=True)
+        elif args.command == "rootfs":
+            with open(args.spec) as f:
+                spec = RootfsSpec.from_json(json.load(f))
+            entries = tar_entries(rootfs_nodes(spec))
+            json.dump(write_blob(entries, args.compression, args.level, args.out_dir), sys.stdout, sort_keys=True)
         else:
             build_archive(args.layout, args.output)
+    except RootfsError as e:
+        print(f"{e.field}\t{e}", file=sys.stderr)
+        return 2
     except (TarError, OSError) as e:
         print(f"nix-docker-layer-tool: {e}", file=sys.stderr)
         return 1

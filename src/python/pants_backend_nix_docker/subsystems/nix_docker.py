@@ -3,7 +3,7 @@ from __future__ import annotations
 from enum import Enum
 
 from pants.option.errors import OptionsError
-from pants.option.option_types import EnumOption, IntOption
+from pants.option.option_types import EnumOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -38,6 +38,16 @@ class NixDockerSubsystem(Subsystem):
         ),
     )
     zstd_level = IntOption(default=3, help="zstd level for zstd layers, 1 to 19.")
+    cacert_package = StrOption(
+        default="nixpkgs#cacert",
+        help=softwrap(
+            """
+            The installable that `ca_certificates=True` adds to an image; it must hold
+            `etc/ssl/certs/ca-bundle.crt` (nixpkgs' `cacert` does). A `FILE.nix#attr` form is
+            relative to the build root.
+            """
+        ),
+    )
 
     @property
     def level(self) -> int:

@@ -9,7 +9,7 @@ from typing import Mapping
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
@@ -24,16 +24,20 @@ from pants_backend_nix_docker.nix.installables import (
 )
 from pants_backend_nix_docker.oci import layering
 from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
-from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, image_files
+from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
+from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, canonical_json, image_files
+from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
     NixImageCmdField,
+    NixImageDependenciesField,
     NixImageEntrypointField,
     NixImageEnvField,
     NixImageWorkingDirField,
 )
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
-from pants_backend_nix_docker.util_rules.layers import StoreLayer, StoreLayerRequest, describe_paths
+from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
+from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerRequest
 from pants_backend_nix_docker.util_rules.nix import ClosureRequest, RealisedInstallable, RealiseRequest
 
 
@@ -43,6 +47,9 @@ class NixImageRequest:
 
     address: Address
     packages: tuple[str, ...]
+    dependencies: NixImageDependenciesField
+    app_dir: str
+    customisation: Customisation
     container: ContainerConfig
     repository: str
     tags: tuple[str, ...]
@@ -58,7 +65,7 @@ class NixImage:
     manifest_digest: str
     config_digest: str
     size: int
-    layers: tuple[StoreLayer, ...]
+    layers: tuple[BuiltLayer, ...]
     closure_paths: tuple[str, ...]
 
 
@@ -89,30 +96,58 @@ def _created(value: str) -> str:
     return value
 
 
+def _field_error(address: Address, error: RootfsError, value: object) -> InvalidFieldException:
+    return InvalidFieldException(f"The {error.field!r} field in target {address} has an invalid value {value!r}: {error}.")
+
+
 @rule(desc="Building a Nix image", level=LogLevel.DEBUG)
 async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem, tool: LayerToolPex) -> NixImage:
     settings.validate()
-    installables = [parse_installable(raw, request.address.spec_path) for raw in request.packages]
-    realised = await MultiGet(
-        Get(RealisedInstallable, RealiseRequest(installable, request.address)) for installable in installables
+    address, custom = request.address, request.customisation
+    try:
+        check_user(request.container.user, custom)
+    except RootfsError as e:
+        raise _field_error(address, e, request.container.user)
+
+    installables = [parse_installable(raw, address.spec_path) for raw in request.packages]
+    cacert = parse_installable(settings.cacert_package, "") if custom.ca_certificates else None
+    *realised, artifacts = await MultiGet(
+        *(
+            Get(RealisedInstallable, RealiseRequest(installable, address))
+            for installable in [*installables, *([cacert] if cacert else [])]
+        ),
+        Get(ImageArtifacts, ImageArtifactsRequest(address, request.dependencies, request.app_dir)),
     )
     roots = tuple(path for r in realised for path in r.outputs)
-    closure = await Get(Closure, ClosureRequest(roots, request.address))
-    container = _substitute_config(
-        request.address, request.container, package_ref_table([(r.installable, r.outputs) for r in realised])
-    )
+    closure = await Get(Closure, ClosureRequest(roots, address))
+    container = _substitute_config(address, request.container, package_ref_table([(r.installable, r.outputs) for r in realised]))
 
-    plan = layering.plan_store_layers(closure, request.max_layers)
-    compression = settings.compression.value
+    package_roots = [r.outputs[0] for r in realised[: len(installables)]]
+    cacert_root = realised[-1].outputs[0] if cacert else None
+    if cacert_root and not any(k == "SSL_CERT_FILE" for k, _ in container.env):
+        container = dataclasses.replace(container, env=(*container.env, ("SSL_CERT_FILE", cacert_root + CA_BUNDLE)))
+    try:
+        rootfs_spec = customisation_spec(custom, package_roots, cacert_root)
+    except RootfsError as e:
+        raise _field_error(address, e, getattr(custom, e.field, None))
+
+    compression, level = settings.compression.value, settings.level
+    # Stable customisation below, the artifacts that change every commit on top: an app change
+    # rebuilds and re-ships one small layer.
+    top_requests = []
+    if not rootfs_spec.is_empty():
+        top_requests.append(RootfsLayerRequest(address, canonical_json(rootfs_spec.to_json()), EMPTY_DIGEST, compression, level, "image root filesystem"))
+    if not artifacts.is_empty:
+        app_spec = RootfsSpec(nodes=artifacts.nodes)
+        top_requests.append(RootfsLayerRequest(address, canonical_json(app_spec.to_json()), artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"))
+
+    plan = layering.plan_store_layers(closure, request.max_layers - len(top_requests))
     layers = await MultiGet(
-        Get(StoreLayer, StoreLayerRequest(paths, compression, settings.level)) for paths in plan
+        *(Get(BuiltLayer, StoreLayerRequest(paths, compression, level)) for paths in plan),
+        *(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests),
     )
     layer_infos = [
-        LayerInfo(
-            descriptor=Descriptor(MEDIA_TYPES[compression], layer.stats.digest, layer.stats.size),
-            diff_id=layer.stats.diff_id,
-            created_by=f"nix store paths: {describe_paths(layer.store_paths, limit=8)}",
-        )
+        LayerInfo(Descriptor(MEDIA_TYPES[compression], layer.stats.digest, layer.stats.size), layer.stats.diff_id, layer.created_by)
         for layer in layers
     ]
     files = image_files(layer_infos, container, _created(request.created), request.repository, request.tags)

@@ -17,6 +17,7 @@ _TOOL_MODULES = (
     "__init__.py",
     "oci/__init__.py",
     "oci/compression.py",
+    "oci/rootfs.py",
     "oci/tarball.py",
     "oci/tool.py",
 )

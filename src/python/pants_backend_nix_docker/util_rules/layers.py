@@ -1,4 +1,4 @@
-"""Store layers: one cacheable process per set of store paths.
+"""Layers: one cacheable process per set of store paths, and one per root filesystem spec.
 
 A store path's contents never change, so a layer is a pure function of its (sorted) store paths
 and the compression settings; those, with the tool's own digest, are the whole cache key. The
@@ -12,9 +12,11 @@ import json
 from dataclasses import dataclass
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
-from pants.engine.fs import Digest
-from pants.engine.process import ProcessCacheScope, ProcessResult
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.process import FallibleProcessResult, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import store_path_name
@@ -34,10 +36,27 @@ class StoreLayerRequest:
 
 
 @dataclass(frozen=True)
-class StoreLayer:
-    store_paths: tuple[str, ...]
+class BuiltLayer:
     blob: Digest  # holds blobs/sha256/<hex>
     stats: BlobStats
+    created_by: str  # the image history's account of what the layer holds
+    store_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RootfsLayerRequest:
+    """A layer of image-specific files: a `RootfsSpec` as JSON, plus any files its nodes carry."""
+
+    address: Address
+    spec_json: bytes
+    inputs: Digest
+    compression: str
+    level: int
+    created_by: str
+
+
+class RootfsLayerError(Exception):
+    pass
 
 
 def describe_paths(store_paths: tuple[str, ...], limit: int = 3) -> str:
@@ -47,7 +66,7 @@ def describe_paths(store_paths: tuple[str, ...], limit: int = 3) -> str:
 
 
 @rule(desc="Building a store layer", level=LogLevel.DEBUG)
-async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex) -> StoreLayer:
+async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex) -> BuiltLayer:
     result = await Get(
         ProcessResult,
         VenvPexProcess(
@@ -70,7 +89,36 @@ async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex) -> S
         ),
     )
     stats = BlobStats(**json.loads(result.stdout))
-    return StoreLayer(request.store_paths, result.output_digest, stats)
+    created_by = f"nix store paths: {describe_paths(request.store_paths, limit=8)}"
+    return BuiltLayer(result.output_digest, stats, created_by, request.store_paths)
+
+
+@rule(desc="Building an image-specific layer", level=LogLevel.DEBUG)
+async def build_rootfs_layer(request: RootfsLayerRequest, tool: LayerToolPex) -> BuiltLayer:
+    spec = await Get(Digest, CreateDigest([FileContent("rootfs-spec.json", request.spec_json)]))
+    inputs = await Get(Digest, MergeDigests([spec, request.inputs]))
+    result = await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=("rootfs", "--spec", "rootfs-spec.json", "--compression", request.compression, "--level", str(request.level)),
+            input_digest=inputs,
+            description=f"Building layer: {request.created_by} of {request.address}",
+            output_directories=("blobs",),
+            level=LogLevel.DEBUG,
+            # The spec names store paths (immutable) and carries every other byte: cacheable.
+            cache_scope=ProcessCacheScope.SUCCESSFUL,
+        ),
+    )
+    if result.exit_code == 2:
+        field, _, message = result.stderr.decode().strip().partition("\t")
+        raise InvalidFieldException(
+            f"The {field!r} field in target {request.address} cannot be satisfied: {message}"
+        )
+    if result.exit_code != 0:
+        raise RootfsLayerError(f"{request.address}: building its {request.created_by} layer failed:\n{result.stderr.decode()}")
+    stats = BlobStats(**json.loads(result.stdout))
+    return BuiltLayer(result.output_digest, stats, request.created_by)
 
 
 def rules():
