@@ -33,9 +33,18 @@ class Repo:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    # The `//:repo` files; the sandbox also holds Pants' own test plumbing, which stays behind.
+    TOP_LEVEL = ("pants", "pants.toml", "BUILD", "3rdparty", "build-support", "examples", "src")
+
     @classmethod
     def copy_to(cls, dest: Path) -> "Repo":
-        shutil.copytree(REPO_FILES, dest, symlinks=True, ignore=shutil.ignore_patterns(".pants.d", "dist", "__pycache__"))
+        dest.mkdir(parents=True)
+        for name in cls.TOP_LEVEL:
+            source = REPO_FILES / name
+            if source.is_dir():
+                shutil.copytree(source, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, dest / name)
         return cls(dest)
 
     def pants(self, *args: str, caches: Path | None = None, env: dict[str, str] | None = None, timeout: int = 900) -> PantsResult:
@@ -121,3 +130,73 @@ def runc_run(bundle: Path, timeout: int = 120) -> subprocess.CompletedProcess:
 
 
 PODMAN_RUN = ["podman", "run", "--rm", "--network=none", "--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def edit_process(bundle: Path, *, args: Sequence[str] | None = None, env: dict[str, str] | None = None, host_network: bool = False) -> None:
+    """Change what the unpacked image runs, as `docker run` flags would."""
+    config_path = bundle / "config.json"
+    config = json.loads(config_path.read_text())
+    if args is not None:
+        config["process"]["args"] = list(args)
+    if env:
+        kept = [e for e in config["process"]["env"] if e.split("=", 1)[0] not in env]
+        config["process"]["env"] = kept + [f"{k}={v}" for k, v in env.items()]
+    if host_network:
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"]
+    config_path.write_text(json.dumps(config))
+
+
+class RuncContainer:
+    """A container running in the background for the length of a `with` block."""
+
+    def __init__(self, bundle: Path) -> None:
+        self.bundle = bundle
+        self.name = f"nix-docker-test-{uuid.uuid4().hex[:12]}"
+        self.log = bundle.parent / f"{self.name}.log"
+
+    def __enter__(self) -> "RuncContainer":
+        self._log_file = open(self.log, "w")
+        self.proc = subprocess.Popen(["runc", "run", "-b", str(self.bundle), self.name], stdout=self._log_file, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["runc", "kill", self.name, "KILL"], capture_output=True)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            subprocess.run(["runc", "delete", "--force", self.name], capture_output=True)
+            self._log_file.close()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def http_get_json(url: str, timeout: float = 60.0) -> dict:
+    """GET url, retrying while the service starts (bounded by `timeout`)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def layer_digests(archive: Path) -> list[str]:
+    with tarfile.open(archive) as tf:
+        index = json.load(tf.extractfile("index.json"))
+        manifest = json.load(tf.extractfile("blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
+        return [layer["digest"] for layer in manifest["layers"]]
