@@ -58,10 +58,18 @@ class NixBinaries:
             )
         return self
 
-    def process_env(self) -> dict[str, str]:
+    def process(self, argv: tuple[str, ...], description: str) -> Process:
         # Processes start with an empty environment; builders and `nix` itself need a PATH.
         path_dirs = sorted({os.path.dirname(p) for p in (self.nix, self.nix_build, self.nix_store) if p})
-        return {"PATH": os.pathsep.join(path_dirs), **dict(self.env)}
+        return Process(
+            argv=argv,
+            env={"PATH": os.pathsep.join(path_dirs), **dict(self.env)},
+            description=description,
+            level=LogLevel.DEBUG,
+            # The answer is about the store now: realising may build, a garbage collection may
+            # delete. Reuse it within one run at most; never persist it, locally or remotely.
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        )
 
 
 @rule(desc="Finding Nix", level=LogLevel.DEBUG)
@@ -117,17 +125,7 @@ async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_r
     nix.require(request.address)
     installable = request.installable
     argv = realise_argv(nix, installable, build_root.path, request.address.spec_path)
-    result = await Get(
-        FallibleProcessResult,
-        Process(
-            argv=argv,
-            env=nix.process_env(),
-            description=f"Realising {installable.raw} for {request.address}",
-            level=LogLevel.DEBUG,
-            # Realising may build, and the answer ("this path is valid") is about the store now.
-            cache_scope=ProcessCacheScope.PER_SESSION,
-        ),
-    )
+    result = await Get(FallibleProcessResult, Process, nix.process(argv, f"Realising {installable.raw} for {request.address}"))
     outputs = parse_realised_outputs(result.stdout.decode()) if result.exit_code == 0 else ()
     if result.exit_code != 0 or not outputs:
         why = f"`{' '.join(argv)}` exited with {result.exit_code}" if result.exit_code else f"`{' '.join(argv)}` printed no store path"
@@ -150,17 +148,7 @@ class ClosureRequest:
 async def compute_closure(request: ClosureRequest, nix: NixBinaries) -> Closure:
     nix.require(request.address)
     argv = (nix.nix or "nix", *_EXPERIMENTAL, "path-info", "--recursive", "--json", *sorted(set(request.roots)))
-    result = await Get(
-        FallibleProcessResult,
-        Process(
-            argv=argv,
-            env=nix.process_env(),
-            description=f"Computing the runtime closure of {request.address}",
-            level=LogLevel.DEBUG,
-            # Validity and references of store paths can change under us (garbage collection).
-            cache_scope=ProcessCacheScope.PER_SESSION,
-        ),
-    )
+    result = await Get(FallibleProcessResult, Process, nix.process(argv, f"Computing the runtime closure of {request.address}"))
     if result.exit_code != 0:
         raise NixRealiseError(
             f"{request.address}: `nix path-info` failed for its realised packages:\n"
