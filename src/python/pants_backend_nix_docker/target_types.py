@@ -283,6 +283,19 @@ class NixImageMaxLayersField(IntField):
         return value
 
 
+class NixImageLayeringField(StringField):
+    alias = "layering"
+    valid_choices = ("popularity", "size-aware")
+    help = help_text(
+        """
+        How the closure is split into layers when it has more paths than `max_layers` allows;
+        defaults to [nix-docker].layering. `popularity`: the most shared paths get a layer each,
+        the rest share one. `size-aware`: small neighbouring layers merge, so none becomes a large
+        catch-all. Example: `layering="size-aware"`.
+        """
+    )
+
+
 class NixImageCreatedField(StringField):
     alias = "created"
     default = DEFAULT_CREATED
@@ -491,6 +504,7 @@ class NixDockerImageTarget(Target):
         NixImageRepositoryField,
         NixImageTagsField,
         NixImageMaxLayersField,
+        NixImageLayeringField,
         NixImageCreatedField,
         NixImageAppDirField,
         NixImagePathsToLinkField,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.engine.internals.session import RunId
+from pants.engine.process import ProcessResultMetadata
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
@@ -28,6 +31,7 @@ from pants_backend_nix_docker.target_types import (
     NixImageEnvField,
     NixImageExposedPortsField,
     NixImageLabelsField,
+    NixImageLayeringField,
     NixImageMaxLayersField,
     NixImageOutputPathField,
     NixImagePackagesField,
@@ -38,6 +42,7 @@ from pants_backend_nix_docker.target_types import (
     NixImageWorkingDirField,
 )
 from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
+from pants_backend_nix_docker.util_rules.layers import BuiltLayer
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class NixDockerImageFieldSet(PackageFieldSet):
     repository: NixImageRepositoryField
     image_tags: NixImageTagsField
     max_layers: NixImageMaxLayersField
+    layering: NixImageLayeringField
     created: NixImageCreatedField
     output_path: NixImageOutputPathField
     dependencies: NixImageDependenciesField
@@ -98,6 +104,7 @@ class NixDockerImageFieldSet(PackageFieldSet):
             repository=self.repository.value_or_default(self.address),
             tags=self.image_tags.value or (),
             max_layers=self.max_layers.value,
+            layering=self.layering.value,
             created=self.created.value,
             output_path=self.output_path.value_or_default(file_ending="tar"),
         )
@@ -107,8 +114,22 @@ def _human_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
 
 
+_SOURCE_WORDS = {
+    ProcessResultMetadata.Source.RAN: "built",
+    ProcessResultMetadata.Source.HIT_LOCALLY: "from the local cache",
+    ProcessResultMetadata.Source.HIT_REMOTELY: "from the remote cache",
+    ProcessResultMetadata.Source.MEMOIZED: "unchanged since the last run",
+}
+
+
+def layer_provenance(layers: tuple[BuiltLayer, ...], run_id: RunId) -> str:
+    """'1 built, 17 from the local cache': how this run obtained the image's layers."""
+    counts = Counter(layer.metadata.source(run_id) for layer in layers if layer.metadata is not None)
+    return ", ".join(f"{counts[source]} {words}" for source, words in _SOURCE_WORDS.items() if counts[source])
+
+
 @rule(desc="Packaging a Nix docker image", level=LogLevel.DEBUG)
-async def package_nix_docker_image(field_set: NixDockerImageFieldSet) -> BuiltPackage:
+async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: RunId) -> BuiltPackage:
     request = field_set.image_request()
     image = await Get(NixImage, NixImageRequest, request)
     names = ", ".join(f"{request.repository}:{tag}" for tag in request.tags)
@@ -120,7 +141,7 @@ async def package_nix_docker_image(field_set: NixDockerImageFieldSet) -> BuiltPa
                 extra_log_lines=(
                     f"    image {names}: {image.manifest_digest}",
                     f"    {_human_size(image.size)} in {len(image.layers)} layers, "
-                    f"{len(image.closure_paths)} store paths",
+                    f"{len(image.closure_paths)} store paths; layers: {layer_provenance(image.layers, run_id)}",
                 ),
             ),
         ),

@@ -1,9 +1,18 @@
 """How a closure is cut into layers.
 
-Popularity ordering follows the idea of nixpkgs' `references-by-popularity`: a path that many
-other paths depend on (glibc) is needed by many images, so it gets a layer of its own at the
-bottom where registries and hosts can share it. When the budget runs out, the least popular
-paths share one layer on top.
+Both strategies start from popularity order, the idea of nixpkgs' `references-by-popularity`: a
+path that many other paths depend on (glibc) is needed by many images, so it goes at the bottom
+where registries and hosts can share it.
+
+- `popularity`: the first `budget - 1` paths get a layer each; every other path shares one
+  catch-all layer on top. Simple, but when the closure outgrows the budget the catch-all holds the
+  least shared (often the largest and most often changed) paths, and any change to one of them
+  re-ships all of it.
+- `size-aware`: paths stay in popularity order, and while there are more layers than the budget
+  the two neighbouring layers with the smallest combined size merge. Big paths keep a layer of
+  their own, small ones share, and no layer grows into a catch-all, so a version bump of one
+  package re-ships about that package's bytes. Merging only neighbours keeps paths of similar
+  popularity together, so shared bottom layers stay shared across images.
 """
 
 from __future__ import annotations
@@ -51,20 +60,36 @@ def popularity_order(closure: Closure) -> list[str]:
     )
 
 
-def plan_store_layers(closure: Closure, budget: int) -> tuple[tuple[str, ...], ...]:
-    """Split the closure into at most `budget` layers, bottom first.
+POPULARITY = "popularity"
+SIZE_AWARE = "size-aware"
+STRATEGIES = (POPULARITY, SIZE_AWARE)
 
-    Each of the first `budget - 1` most popular paths gets its own layer; whatever is left shares
-    the last one. Every path lands in exactly one layer.
-    """
+
+def plan_store_layers(closure: Closure, budget: int, strategy: str = POPULARITY) -> tuple[tuple[str, ...], ...]:
+    """Split the closure into at most `budget` layers, bottom first; each path in exactly one."""
     if budget < 1:
         raise ValueError(f"the layer budget must be at least 1, not {budget}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown layering strategy {strategy!r}; choose one of {STRATEGIES}")
     order = popularity_order(closure)
     if len(order) <= budget:
         return tuple((path,) for path in order)
-    solo = order[: budget - 1]
-    rest = tuple(sorted(order[budget - 1 :]))
-    return (*((path,) for path in solo), rest)
+    if strategy == POPULARITY:
+        solo = order[: budget - 1]
+        rest = tuple(sorted(order[budget - 1 :]))
+        return (*((path,) for path in solo), rest)
+    return _merge_smallest_neighbours(order, {p: closure.paths[p].nar_size for p in order}, budget)
+
+
+def _merge_smallest_neighbours(order: list[str], sizes: dict[str, int], budget: int) -> tuple[tuple[str, ...], ...]:
+    groups = [[path] for path in order]
+    totals = [sizes[path] for path in order]
+    while len(groups) > budget:
+        # The first pair wins a tie, so the plan is a function of the closure alone.
+        i = min(range(len(groups) - 1), key=lambda k: (totals[k] + totals[k + 1], k))
+        groups[i : i + 2] = [groups[i] + groups[i + 1]]
+        totals[i : i + 2] = [totals[i] + totals[i + 1]]
+    return tuple(tuple(sorted(group)) for group in groups)
 
 
 def layer_paths_flat(layers: Iterable[Iterable[str]]) -> list[str]:

@@ -72,3 +72,31 @@ def test_deep_chains_do_not_recurse() -> None:
     graph["p05000"] = []
     pop = layering.popularity(closure(graph))
     assert pop[sp("p05000")] == 5001
+
+
+def test_size_aware_keeps_big_paths_alone_and_merges_small_neighbours() -> None:
+    graph = {"app": ["big", "small1", "small2", "small3", "glibc"], "big": ["glibc"], "small1": ["glibc"], "small2": ["glibc"], "small3": ["glibc"], "glibc": []}
+    sizes = {"app": 50, "big": 10_000, "small1": 10, "small2": 20, "small3": 30, "glibc": 3_000}
+    c = closure(graph, sizes)
+    layers = layering.plan_store_layers(c, 4, layering.SIZE_AWARE)
+    assert len(layers) == 4
+    assert (sp("big"),) in layers and (sp("glibc"),) in layers
+    flat = layering.layer_paths_flat(layers)
+    assert sorted(flat) == sorted(c.paths) and len(flat) == len(set(flat))
+
+
+def test_size_aware_has_no_catch_all_when_popularity_would() -> None:
+    # 30 leaves of growing size under one root: popularity leaves them mostly in one layer.
+    graph = {"root": [f"leaf{i:02d}" for i in range(30)], **{f"leaf{i:02d}": [] for i in range(30)}}
+    sizes = {"root": 1, **{f"leaf{i:02d}": 100 * (i + 1) for i in range(30)}}
+    c = closure(graph, sizes)
+
+    def largest_layer(strategy: str) -> int:
+        return max(sum(sizes[p.split("-", 1)[1]] for p in layer) for layer in layering.plan_store_layers(c, 10, strategy))
+
+    assert largest_layer(layering.SIZE_AWARE) < largest_layer(layering.POPULARITY) / 2
+
+
+def test_strategies_agree_when_the_budget_is_large() -> None:
+    c = closure(GRAPH)
+    assert layering.plan_store_layers(c, 100, layering.SIZE_AWARE) == layering.plan_store_layers(c, 100, layering.POPULARITY)

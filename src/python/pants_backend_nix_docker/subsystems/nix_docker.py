@@ -7,12 +7,17 @@ from pants.option.option_types import EnumOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
-from pants_backend_nix_docker.oci import compression
+from pants_backend_nix_docker.oci import compression, layering
 
 
 class LayerCompression(Enum):
     gzip = compression.GZIP
     zstd = compression.ZSTD
+
+
+class LayeringStrategy(Enum):
+    popularity = layering.POPULARITY
+    size_aware = layering.SIZE_AWARE
 
 
 class NixDockerSubsystem(Subsystem):
@@ -38,6 +43,18 @@ class NixDockerSubsystem(Subsystem):
         ),
     )
     zstd_level = IntOption(default=3, help="zstd level for zstd layers, 1 to 19.")
+    layering = EnumOption(
+        default=LayeringStrategy.popularity,
+        help=softwrap(
+            """
+            How images split their closure into layers when it has more paths than `max_layers`
+            allows (a target's `layering` field overrides it). `popularity`: the most shared paths
+            get a layer each, the rest share one. `size-aware`: neighbouring small layers merge
+            until the budget fits, so no layer becomes a large catch-all and a package bump
+            re-ships about that package's bytes.
+            """
+        ),
+    )
     cacert_package = StrOption(
         default="nixpkgs#cacert",
         help=softwrap(

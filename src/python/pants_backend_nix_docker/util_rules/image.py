@@ -54,6 +54,7 @@ class NixImageRequest:
     repository: str
     tags: tuple[str, ...]
     max_layers: int
+    layering: str | None  # None: [nix-docker].layering
     created: str
     output_path: str
 
@@ -141,7 +142,8 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         app_spec = RootfsSpec(nodes=artifacts.nodes)
         top_requests.append(RootfsLayerRequest(address, canonical_json(app_spec.to_json()), artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"))
 
-    plan = layering.plan_store_layers(closure, request.max_layers - len(top_requests))
+    strategy = request.layering or settings.layering.value
+    plan = layering.plan_store_layers(closure, request.max_layers - len(top_requests), strategy)
     layers = await MultiGet(
         *(Get(BuiltLayer, StoreLayerRequest(paths, compression, level)) for paths in plan),
         *(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests),

@@ -9,12 +9,12 @@ however many images share it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import FallibleProcessResult, ProcessCacheScope, ProcessResult
+from pants.engine.process import FallibleProcessResult, ProcessCacheScope, ProcessResult, ProcessResultMetadata
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
@@ -41,6 +41,9 @@ class BuiltLayer:
     stats: BlobStats
     created_by: str  # the image history's account of what the layer holds
     store_paths: tuple[str, ...] = ()
+    # Where the process result came from (built, a cache, or memoized), for the package log.
+    # Not part of equality: a layer is the same layer however it was obtained.
+    metadata: ProcessResultMetadata | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex) -> B
     )
     stats = BlobStats(**json.loads(result.stdout))
     created_by = f"nix store paths: {describe_paths(request.store_paths, limit=8)}"
-    return BuiltLayer(result.output_digest, stats, created_by, request.store_paths)
+    return BuiltLayer(result.output_digest, stats, created_by, request.store_paths, result.metadata)
 
 
 @rule(desc="Building an image-specific layer", level=LogLevel.DEBUG)
@@ -118,7 +121,7 @@ async def build_rootfs_layer(request: RootfsLayerRequest, tool: LayerToolPex) ->
     if result.exit_code != 0:
         raise RootfsLayerError(f"{request.address}: building its {request.created_by} layer failed:\n{result.stderr.decode()}")
     stats = BlobStats(**json.loads(result.stdout))
-    return BuiltLayer(result.output_digest, stats, request.created_by)
+    return BuiltLayer(result.output_digest, stats, request.created_by, metadata=result.metadata)
 
 
 def rules():
