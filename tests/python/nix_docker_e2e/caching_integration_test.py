@@ -1,0 +1,70 @@
+"""Issue #4: layers are Pants process outputs, built once however many images share them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from nix_docker_e2e.harness import Repo, layer_digests
+
+SERVICES = ["accounts", "billing", "catalog", "checkout", "inventory", "notifications", "payments", "search", "shipping", "users"]
+_EXECUTED = re.compile(r"Preserving local process execution dir `?(\S+?)`? for \"?(Building layer: [^\n\"]*)")
+
+
+def executed_layer_processes(stderr: str) -> Counter:
+    """Layer processes that really executed in a run: Pants keeps (and names) each one's sandbox."""
+    found = Counter()
+    for sandbox, description in _EXECUTED.findall(stderr):
+        found[description.strip()] += 1
+        shutil.rmtree(sandbox, ignore_errors=True)
+    return found
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Repo:
+    return Repo.copy_to(tmp_path_factory.mktemp("caching") / "repo")
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("caches")
+
+
+@pytest.fixture(scope="module")
+def first_build(repo: Repo, caches: Path):
+    result = repo.pants("--keep-sandboxes=always", "package", "examples/monorepo::", caches=caches).assert_success()
+    return result, executed_layer_processes(result.stderr)
+
+
+def test_each_shared_layer_is_built_once_per_run(repo: Repo, first_build) -> None:
+    _, executed = first_build
+    assert executed, "the run built layers"
+    assert max(executed.values()) == 1, f"a layer process ran twice: {executed.most_common(3)}"
+    store_layers = {d for s in SERVICES for d in layer_digests(repo.root / f"dist/examples.monorepo/{s}.tar")[:-2]}
+    store_builds = [d for d in executed if "image root filesystem" not in d and "Pants artifacts" not in d]
+    # Every distinct store layer of the ten images was built, and only once.
+    assert len(store_builds) == len(store_layers)
+    # The identical root filesystem layer (same users, same CA bundle) was built once for all ten.
+    assert sum(1 for d in executed if "image root filesystem" in d) == 1
+    assert sum(1 for d in executed if "Pants artifacts" in d) == len(SERVICES)
+
+
+def test_an_app_change_rebuilds_only_that_app_layer(repo: Repo, caches: Path, first_build) -> None:
+    before = {s: layer_digests(repo.root / f"dist/examples.monorepo/{s}.tar") for s in SERVICES}
+    module = repo.root / "examples/monorepo/src/monorepo_services/billing.py"
+    original = module.read_text()
+    try:
+        module.write_text(original.replace('"role": "billing"', '"role": "billing", "version": 2'))
+        result = repo.pants("--keep-sandboxes=always", "package", "examples/monorepo::", caches=caches).assert_success()
+    finally:
+        module.write_text(original)
+    executed = executed_layer_processes(result.stderr)
+    assert list(executed) == ["Building layer: Pants artifacts in /app of examples/monorepo:billing"]
+    after = {s: layer_digests(repo.root / f"dist/examples.monorepo/{s}.tar") for s in SERVICES}
+    assert {s for s in SERVICES if after[s] != before[s]} == {"billing"}
+    assert after["billing"][:-1] == before["billing"][:-1]
+    assert "layers: 1 built, 17 from the local cache" in result.stderr
