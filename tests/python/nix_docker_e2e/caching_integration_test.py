@@ -68,3 +68,24 @@ def test_an_app_change_rebuilds_only_that_app_layer(repo: Repo, caches: Path, fi
     assert {s for s in SERVICES if after[s] != before[s]} == {"billing"}
     assert after["billing"][:-1] == before["billing"][:-1]
     assert "layers: 1 built, 17 from the local cache" in result.stderr
+
+
+def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Path) -> None:
+    from nix_docker_e2e.harness import BuildGrid, sha256_file
+
+    target = "examples/python-app:image"
+    archive = repo.root / "dist/examples.python-app/image.tar"
+    with BuildGrid(tmp_path / "buildgrid") as grid:
+        repo.pants(*grid.pants_options(), "package", target, caches=tmp_path / "machine-a").assert_success()
+        written = sha256_file(archive)
+        archive.unlink()
+        # A fresh machine: empty local store and named caches, and no local cache reads at all.
+        second = repo.pants(
+            *grid.pants_options(), "--no-local-cache", "--keep-sandboxes=always", "--stats-log",
+            "package", target, caches=tmp_path / "machine-b",
+        ).assert_success()
+    assert executed_layer_processes(second.stderr) == Counter(), "no layer process ran locally"
+    assert "layers: 18 from the remote cache" in second.stderr
+    hits = re.search(r"remote_cache_requests_cached: (\d+)", second.stderr)
+    assert hits and int(hits.group(1)) >= 18
+    assert sha256_file(archive) == written

@@ -55,6 +55,17 @@ class NixDockerSubsystem(Subsystem):
             """
         ),
     )
+    remote_cache_speculation_delay = IntOption(
+        default=500,
+        advanced=True,
+        help=softwrap(
+            """
+            With a remote cache, how many milliseconds a layer process waits for the cache's answer
+            before it starts building locally too. Fetching a layer is cheaper than building it,
+            so the default lets a hit win; on a miss the build starts up to this much later.
+            """
+        ),
+    )
     cacert_package = StrOption(
         default="nixpkgs#cacert",
         help=softwrap(

@@ -8,19 +8,21 @@ however many images share it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import FallibleProcessResult, ProcessCacheScope, ProcessResult, ProcessResultMetadata
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult, ProcessResultMetadata
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import store_path_name
 from pants_backend_nix_docker.oci.compression import BlobStats
+from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 
 
@@ -68,10 +70,15 @@ def describe_paths(store_paths: tuple[str, ...], limit: int = 3) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+async def _layer_process(request: VenvPexProcess, settings: NixDockerSubsystem) -> Process:
+    process = await Get(Process, VenvPexProcess, request)
+    # Layers are cheaper to fetch than to build: give a remote cache hit the time to win.
+    return dataclasses.replace(process, remote_cache_speculation_delay_millis=settings.remote_cache_speculation_delay)
+
+
 @rule(desc="Building a store layer", level=LogLevel.DEBUG)
-async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex) -> BuiltLayer:
-    result = await Get(
-        ProcessResult,
+async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex, settings: NixDockerSubsystem) -> BuiltLayer:
+    process = await _layer_process(
         VenvPexProcess(
             tool.pex,
             argv=(
@@ -90,18 +97,19 @@ async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex) -> B
             # locally and remotely (only successful runs; a GC'd path fails and is retried).
             cache_scope=ProcessCacheScope.SUCCESSFUL,
         ),
+        settings,
     )
+    result = await Get(ProcessResult, Process, process)
     stats = BlobStats(**json.loads(result.stdout))
     created_by = f"nix store paths: {describe_paths(request.store_paths, limit=8)}"
     return BuiltLayer(result.output_digest, stats, created_by, request.store_paths, result.metadata)
 
 
 @rule(desc="Building an image-specific layer", level=LogLevel.DEBUG)
-async def build_rootfs_layer(request: RootfsLayerRequest, tool: LayerToolPex) -> BuiltLayer:
+async def build_rootfs_layer(request: RootfsLayerRequest, tool: LayerToolPex, settings: NixDockerSubsystem) -> BuiltLayer:
     spec = await Get(Digest, CreateDigest([FileContent("rootfs-spec.json", request.spec_json)]))
     inputs = await Get(Digest, MergeDigests([spec, request.inputs]))
-    result = await Get(
-        FallibleProcessResult,
+    process = await _layer_process(
         VenvPexProcess(
             tool.pex,
             argv=("rootfs", "--spec", "rootfs-spec.json", "--compression", request.compression, "--level", str(request.level)),
@@ -112,7 +120,9 @@ async def build_rootfs_layer(request: RootfsLayerRequest, tool: LayerToolPex) ->
             # The spec names store paths (immutable) and carries every other byte: cacheable.
             cache_scope=ProcessCacheScope.SUCCESSFUL,
         ),
+        settings,
     )
+    result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code == 2:
         field, _, message = result.stderr.decode().strip().partition("\t")
         raise InvalidFieldException(
