@@ -12,7 +12,7 @@ import pytest
 from nix_docker_e2e.harness import Repo, layer_digests
 
 SERVICES = ["accounts", "billing", "catalog", "checkout", "inventory", "notifications", "payments", "search", "shipping", "users"]
-_EXECUTED = re.compile(r"Preserving local process execution dir `?(\S+?)`? for \"?(Building layer: [^\n\"]*)")
+_EXECUTED = re.compile(r"Preserving local process execution dir `?(\S+?)`? for \"?(Building layers?: [^\n\"]*)")
 
 
 def executed_layer_processes(stderr: str) -> Counter:
@@ -42,12 +42,12 @@ def first_build(repo: Repo, caches: Path):
 
 def test_each_shared_layer_is_built_once_per_run(repo: Repo, first_build) -> None:
     _, executed = first_build
-    assert executed, "the run built layers"
     assert max(executed.values()) == 1, f"a layer process ran twice: {executed.most_common(3)}"
     store_layers = {d for s in SERVICES for d in layer_digests(repo.root / f"dist/examples.monorepo/{s}.tar")[:-2]}
-    store_builds = [d for d in executed if "image root filesystem" not in d and "Pants artifacts" not in d]
-    # Every distinct store layer of the ten images was built, and only once.
-    assert len(store_builds) == len(store_layers)
+    store_processes = [d for d in executed if d.startswith("Building layers: ")]
+    # Store layers are built a few per process ([nix-docker].layer_buckets), and the ten images
+    # share their base closure: far fewer processes than layers, none run twice.
+    assert 1 <= len(store_processes) < len(store_layers)
     # The identical root filesystem layer (same users, same CA bundle) was built once for all ten.
     assert sum(1 for d in executed if "image root filesystem" in d) == 1
     assert sum(1 for d in executed if "Pants artifacts" in d) == len(SERVICES)
@@ -71,11 +71,13 @@ def test_an_app_change_rebuilds_only_that_app_layer(repo: Repo, caches: Path, fi
 
 
 def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Path) -> None:
-    from nix_docker_e2e.harness import BuildGrid, sha256_file
+    from nix_docker_bench.buildgrid import BuildGrid
+
+    from nix_docker_e2e.harness import REPO_FILES, sha256_file
 
     target = "examples/python-app:image"
     archive = repo.root / "dist/examples.python-app/image.tar"
-    with BuildGrid(tmp_path / "buildgrid") as grid:
+    with BuildGrid(tmp_path / "buildgrid", REPO_FILES) as grid:
         repo.pants(*grid.pants_options(), "package", target, caches=tmp_path / "machine-a").assert_success()
         written = sha256_file(archive)
         archive.unlink()

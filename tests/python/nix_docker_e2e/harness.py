@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from nix_docker_bench.buildgrid import free_port  # noqa: F401 (re-exported for the tests)
+
 # The test sandbox holds the `//:repo` files; copying them elsewhere keeps each test's build
 # root, dist/ and .pants.d/ its own.
 REPO_FILES = Path.cwd()
@@ -132,14 +134,6 @@ def runc_run(bundle: Path, timeout: int = 120) -> subprocess.CompletedProcess:
 PODMAN_RUN = ["podman", "run", "--rm", "--network=none", "--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def edit_process(bundle: Path, *, args: Sequence[str] | None = None, env: dict[str, str] | None = None, host_network: bool = False) -> None:
     """Change what the unpacked image runs, as `docker run` flags would."""
     config_path = bundle / "config.json"
@@ -201,73 +195,3 @@ def layer_digests(archive: Path) -> list[str]:
         manifest = json.load(tf.extractfile("blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
         return [layer["digest"] for layer in manifest["layers"]]
 
-
-class BuildGrid:
-    """A BuildGrid REAPI server on 127.0.0.1 (disk CAS, action cache) for the length of a `with`."""
-
-    CONFIG = """\
-server:
-  - !channel
-    address: "127.0.0.1:{port}"
-    insecure-mode: true
-storages:
-  - !disk-storage &main-storage
-    path: {storage}
-caches:
-  - !lru-action-cache &main-action
-    storage: *main-storage
-    max-cached-refs: 100000
-    allow-updates: true
-    cache-failed-actions: false
-instances:
-  - name: ''
-    services:
-      - !action-cache
-        cache: *main-action
-      - !cas
-        storage: *main-storage
-      - !bytestream
-        storage: *main-storage
-"""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.address = f"grpc://127.0.0.1:{self.port}"
-
-    def pants_options(self) -> list[str]:
-        return [
-            "--remote-cache-read",
-            "--remote-cache-write",
-            f"--remote-store-address={self.address}",
-            "--remote-instance-name=",
-        ]
-
-    def __enter__(self) -> "BuildGrid":
-        import socket
-        import time
-
-        bgd = run([str(REPO_FILES / "build-support/bootstrap/buildgrid.sh")], check=True).stdout.strip()
-        (self.workdir / "cas").mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "bgd.yml"
-        config.write_text(self.CONFIG.format(port=self.port, storage=self.workdir / "cas"))
-        self._log = open(self.workdir / "bgd.log", "w")
-        self.proc = subprocess.Popen([bgd, "server", "start", str(config)], stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
-                    raise RuntimeError(f"BuildGrid did not start:\n{(self.workdir / 'bgd.log').read_text()}")
-                time.sleep(0.2)
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()

@@ -17,7 +17,8 @@ where registries and hosts can share it.
 
 from __future__ import annotations
 
-from typing import Iterable
+import hashlib
+from typing import Iterable, Mapping, Sequence
 
 from pants_backend_nix_docker.nix.closure import Closure
 
@@ -94,3 +95,25 @@ def _merge_smallest_neighbours(order: list[str], sizes: dict[str, int], budget: 
 
 def layer_paths_flat(layers: Iterable[Iterable[str]]) -> list[str]:
     return [path for layer in layers for path in layer]
+
+
+def batch_layers(layers: Sequence[tuple[str, ...]], sizes: Mapping[str, int], buckets: int, alone_above: int) -> tuple[tuple[tuple[str, ...], ...], ...]:
+    """Group layers into the processes that build them.
+
+    A process costs a fixed ~0.1 s here (fork, sandbox, interpreter start), so building a small
+    layer in a process of its own costs more than the layer; but a process is also the unit
+    Pants caches. So: a layer above `alone_above` NAR bytes, whose work dwarfs that cost, gets a
+    process of its own; the others go to one of `buckets` processes chosen by a hash of their
+    store paths. Membership depends on the layer alone, not on its neighbours or their order:
+    a new or changed layer disturbs only its own bucket, and images that share most of a
+    closure share most of its buckets, so each bucket is built once per run, machine or fleet.
+    """
+    alone = []
+    grouped: dict[int, list[tuple[str, ...]]] = {}
+    for layer in layers:
+        if sum(sizes[p] for p in layer) > alone_above:
+            alone.append((layer,))
+        else:
+            key = int(hashlib.sha256("\n".join(sorted(layer)).encode()).hexdigest()[:8], 16) % buckets
+            grouped.setdefault(key, []).append(layer)
+    return (*alone, *(tuple(sorted(grouped[k])) for k in sorted(grouped)))

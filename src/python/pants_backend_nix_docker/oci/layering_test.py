@@ -100,3 +100,25 @@ def test_size_aware_has_no_catch_all_when_popularity_would() -> None:
 def test_strategies_agree_when_the_budget_is_large() -> None:
     c = closure(GRAPH)
     assert layering.plan_store_layers(c, 100, layering.SIZE_AWARE) == layering.plan_store_layers(c, 100, layering.POPULARITY)
+
+
+def test_batches_cover_every_layer_once_and_big_layers_go_alone() -> None:
+    c = closure(GRAPH, sizes={"python": 10_000})
+    layers = layering.plan_store_layers(c, 100)
+    sizes = {p: i.nar_size for p, i in c.paths.items()}
+    batches = layering.batch_layers(layers, sizes, buckets=2, alone_above=1_000)
+    assert ((sp("python"),),) in batches
+    flat = [layer for batch in batches for layer in batch]
+    assert sorted(flat) == sorted(layers)
+    assert len(batches) <= 1 + 2
+
+
+def test_batches_do_not_depend_on_order_or_neighbours() -> None:
+    layers = [(sp(f"lib{i:02d}"),) for i in range(30)]
+    sizes = {layer[0]: 10 for layer in layers}
+    batches = layering.batch_layers(layers, sizes, buckets=4, alone_above=1_000)
+    assert layering.batch_layers(list(reversed(layers)), sizes, 4, 1_000) == batches
+    # One more layer changes one bucket; the others stay identical (and stay cached).
+    extra = (sp("newcomer"),)
+    grown = layering.batch_layers([*layers, extra], {**sizes, extra[0]: 10}, 4, 1_000)
+    assert len(set(grown) - set(batches)) == 1

@@ -55,8 +55,24 @@ class NixDockerSubsystem(Subsystem):
             """
         ),
     )
+    layer_buckets = IntOption(
+        default=4,
+        advanced=True,
+        help=softwrap(
+            """
+            How many processes build an image's small store layers (a layer goes to one by a hash
+            of its store paths). A process costs about 0.1 s whatever it builds, so fewer, larger
+            processes build faster; more, smaller ones rebuild less when one layer changes.
+            """
+        ),
+    )
+    layer_alone_above = IntOption(
+        default=64_000_000,
+        advanced=True,
+        help="NAR bytes above which a store layer is built by a process of its own.",
+    )
     remote_cache_speculation_delay = IntOption(
-        default=500,
+        default=2000,
         advanced=True,
         help=softwrap(
             """

@@ -10,9 +10,10 @@ from typing import Mapping
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import ProcessCacheScope, ProcessResult
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import Closure
@@ -37,8 +38,11 @@ from pants_backend_nix_docker.target_types import (
 )
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
-from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerRequest
+from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerBatch, StoreLayerBatchRequest
 from pants_backend_nix_docker.util_rules.nix import ClosureRequest, RealisedInstallable, RealiseRequest
+
+
+STORE_BLOBS_DIR = "store-layers"
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     cacert = parse_installable(settings.cacert_package, "") if custom.ca_certificates else None
     *realised, artifacts = await MultiGet(
         *(
-            Get(RealisedInstallable, RealiseRequest(installable, address))
+            Get(RealisedInstallable, RealiseRequest(installable, address.spec_path if installable in installables else "", address))
             for installable in [*installables, *([cacert] if cacert else [])]
         ),
         Get(ImageArtifacts, ImageArtifactsRequest(address, request.dependencies, request.app_dir)),
@@ -144,29 +148,46 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
 
     strategy = request.layering or settings.layering.value
     plan = layering.plan_store_layers(closure, request.max_layers - len(top_requests), strategy)
-    layers = await MultiGet(
-        *(Get(BuiltLayer, StoreLayerRequest(paths, compression, level)) for paths in plan),
-        *(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests),
+    sizes = {path: info.nar_size for path, info in closure.paths.items()}
+    batches = layering.batch_layers(plan, sizes, settings.layer_buckets, settings.layer_alone_above)
+    built_batches = await MultiGet(
+        Get(StoreLayerBatch, StoreLayerBatchRequest(batch, compression, level)) for batch in batches
     )
+    top_layers = await MultiGet(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests)
+    by_paths = {layer.store_paths: layer for batch in built_batches for layer in batch.layers}
+    layers = (*(by_paths[tuple(sorted(paths))] for paths in plan), *top_layers)
     layer_infos = [
         LayerInfo(Descriptor(MEDIA_TYPES[compression], layer.stats.digest, layer.stats.size), layer.stats.diff_id, layer.created_by)
         for layer in layers
     ]
     files = image_files(layer_infos, container, _created(request.created), request.repository, request.tags)
-    metadata = await Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items()))
-    merged = await Get(Digest, MergeDigests([metadata, *(layer.blob for layer in layers)]))
-    layout = await Get(Digest, AddPrefix(merged, "layout"))
-    archive = await Get(
-        ProcessResult,
+    # Store layers are the bulk and are shared by many images: hand them to the archive process
+    # as an immutable input, materialised once per machine and linked into each sandbox.
+    store_blobs, own_files = await MultiGet(
+        Get(Digest, MergeDigests(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)),
+        Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items())),
+    )
+    own = await Get(Digest, MergeDigests([own_files, *(layer.blob for layer in top_layers)]))
+    layout = await Get(Digest, AddPrefix(own, "layout"))
+    archive_process = await Get(
+        Process,
         VenvPexProcess(
             tool.pex,
-            argv=("archive", "--layout", "layout", "--output", request.output_path),
+            argv=("archive", "--layout", "layout", "--layout", STORE_BLOBS_DIR, "--output", request.output_path),
             input_digest=layout,
             output_files=(request.output_path,),
             description=f"Writing image archive {request.output_path}",
             level=LogLevel.DEBUG,
             # The archive is a pure function of the layout's bytes.
             cache_scope=ProcessCacheScope.SUCCESSFUL,
+        ),
+    )
+    archive = await Get(
+        ProcessResult,
+        Process,
+        dataclasses.replace(
+            archive_process,
+            immutable_input_digests=FrozenDict({**archive_process.immutable_input_digests, STORE_BLOBS_DIR: store_blobs}),
         ),
     )
     return NixImage(

@@ -1,4 +1,4 @@
-"""Layers: one cacheable process per set of store paths, and one per root filesystem spec.
+"""Layers: cacheable processes keyed by store paths, and one per root filesystem spec.
 
 A store path's contents never change, so a layer is a pure function of its (sorted) store paths
 and the compression settings; those, with the tool's own digest, are the whole cache key. The
@@ -14,27 +14,36 @@ from dataclasses import dataclass, field
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import CreateDigest, Digest, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult, ProcessResultMetadata
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import store_path_name
 from pants_backend_nix_docker.oci.compression import BlobStats
+from pants_backend_nix_docker.oci.image_json import blob_path
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 
 
 @dataclass(frozen=True)
-class StoreLayerRequest:
-    store_paths: tuple[str, ...]
+class StoreLayerBatchRequest:
+    """Layers of store paths to build in one process (see `layering.batch_layers`)."""
+
+    layers: tuple[tuple[str, ...], ...]
     compression: str
     level: int
 
     def __post_init__(self) -> None:
-        # Equal sets must be equal requests, so the engine and the cache see one layer.
-        object.__setattr__(self, "store_paths", tuple(sorted(set(self.store_paths))))
+        # Equal sets must be equal requests, so the engine and the cache see one batch.
+        layers = sorted(tuple(sorted(set(layer))) for layer in self.layers)
+        object.__setattr__(self, "layers", tuple(layers))
+
+
+@dataclass(frozen=True)
+class StoreLayerBatch:
+    layers: tuple[BuiltLayer, ...]  # in the request's order
 
 
 @dataclass(frozen=True)
@@ -76,33 +85,36 @@ async def _layer_process(request: VenvPexProcess, settings: NixDockerSubsystem) 
     return dataclasses.replace(process, remote_cache_speculation_delay_millis=settings.remote_cache_speculation_delay)
 
 
-@rule(desc="Building a store layer", level=LogLevel.DEBUG)
-async def build_store_layer(request: StoreLayerRequest, tool: LayerToolPex, settings: NixDockerSubsystem) -> BuiltLayer:
+@rule(desc="Building store layers", level=LogLevel.DEBUG)
+async def build_store_layers(request: StoreLayerBatchRequest, tool: LayerToolPex, settings: NixDockerSubsystem) -> StoreLayerBatch:
+    argv = ["layers", "--compression", request.compression, "--level", str(request.level)]
+    for layer in request.layers:
+        argv += ["--layer", *layer]
+    names = describe_paths(tuple(p for layer in request.layers for p in layer))
     process = await _layer_process(
         VenvPexProcess(
             tool.pex,
-            argv=(
-                "layer",
-                "--compression",
-                request.compression,
-                "--level",
-                str(request.level),
-                "--",
-                *request.store_paths,
-            ),
-            description=f"Building layer: {describe_paths(request.store_paths)}",
+            argv=argv,
+            description=f"Building layers: {names}",
             output_directories=("blobs",),
             level=LogLevel.DEBUG,
-            # Store paths are immutable, so the same paths give the same layer anywhere: cache it
-            # locally and remotely (only successful runs; a GC'd path fails and is retried).
+            # Store paths are immutable, so the same paths give the same layers anywhere: cache
+            # them locally and remotely (only successful runs; a GC'd path fails and is retried).
             cache_scope=ProcessCacheScope.SUCCESSFUL,
         ),
         settings,
     )
     result = await Get(ProcessResult, Process, process)
-    stats = BlobStats(**json.loads(result.stdout))
-    created_by = f"nix store paths: {describe_paths(request.store_paths, limit=8)}"
-    return BuiltLayer(result.output_digest, stats, created_by, request.store_paths, result.metadata)
+    stats = [BlobStats(**s) for s in json.loads(result.stdout)]
+    blobs = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([blob_path(s.digest)]))) for s in stats
+    )
+    return StoreLayerBatch(
+        tuple(
+            BuiltLayer(blob, s, f"nix store paths: {describe_paths(layer, limit=8)}", layer, result.metadata)
+            for layer, s, blob in zip(request.layers, stats, blobs)
+        )
+    )
 
 
 @rule(desc="Building an image-specific layer", level=LogLevel.DEBUG)

@@ -8,7 +8,7 @@ locally or remotely. What comes after (layers keyed by store paths) is cached fo
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pants.base.build_root import BuildRoot
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
@@ -87,8 +87,12 @@ async def find_nix(nix: NixSubsystem.EnvironmentAware) -> NixBinaries:
 
 @dataclass(frozen=True)
 class RealiseRequest:
+    """Keyed by what Nix is asked, not by who asks, so images that share a package share one
+    realise per run; `address` only names the first asker in messages and is not compared."""
+
     installable: Installable
-    address: Address
+    spec_path: str  # relative flake references resolve against it
+    address: Address = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def _stderr_tail(result: FallibleProcessResult) -> str:
 async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_root: BuildRoot) -> RealisedInstallable:
     nix.require(request.address)
     installable = request.installable
-    argv = realise_argv(nix, installable, build_root.path, request.address.spec_path)
+    argv = realise_argv(nix, installable, build_root.path, request.spec_path)
     result = await Get(FallibleProcessResult, Process, nix.process(argv, f"Realising {installable.raw} for {request.address}"))
     outputs = parse_realised_outputs(result.stdout.decode()) if result.exit_code == 0 else ()
     if result.exit_code != 0 or not outputs:
@@ -141,13 +145,16 @@ async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_r
 @dataclass(frozen=True)
 class ClosureRequest:
     roots: tuple[str, ...]
-    address: Address
+    address: Address = field(compare=False)  # for messages only, like RealiseRequest's
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roots", tuple(sorted(set(self.roots))))
 
 
 @rule(desc="Computing the runtime closure", level=LogLevel.DEBUG)
 async def compute_closure(request: ClosureRequest, nix: NixBinaries) -> Closure:
     nix.require(request.address)
-    argv = (nix.nix or "nix", *_EXPERIMENTAL, "path-info", "--recursive", "--json", *sorted(set(request.roots)))
+    argv = (nix.nix or "nix", *_EXPERIMENTAL, "path-info", "--recursive", "--json", *request.roots)
     result = await Get(FallibleProcessResult, Process, nix.process(argv, f"Computing the runtime closure of {request.address}"))
     if result.exit_code != 0:
         raise NixRealiseError(

@@ -1,0 +1,248 @@
+"""The benchmark: Pants-built images against the machine's limit, measured in one run.
+
+    build-support/bench/run [--scale 150mb|1gb] [--skip-remote]
+
+It works in a scratch copy of the repository (its own pantsd), generates seeded synthetic closures
+with real Nix (fresh store paths each run, so "cold" is cold), and measures:
+
+- limit: the same bytes read, tarred, hashed and compressed on both cores without Pants;
+- cold: one image of the closure, with pantsd warm (tool built), minus a no-op run;
+- app change: the same image after changing only its app file;
+- 20 images: twenty images sharing another fresh closure, built in one run;
+- remote hit: a fresh machine (no pantsd, empty local caches, no local cache reads) fetching
+  everything from a BuildGrid remote cache; and how many layer processes ran locally;
+- layering: bytes of changed layers after bumping one mid-size package, per strategy;
+- peak RSS of the layer processes and of pantsd (the 1gb scale shows nothing holds a layer).
+
+It prints seconds and ratios to the limit, and writes JSON to build-support/bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from nix_docker_bench import synthetic
+from nix_docker_bench.buildgrid import BuildGrid
+
+REPO = Path(__file__).resolve().parents[3]
+TOP_LEVEL = ("pants", "pants.toml", "BUILD", "3rdparty", "build-support", "examples", "src")
+
+
+class RssSampler:
+    """Peak RSS of the layer tool's processes and of pantsd, sampled from /proc every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = {"layer_tool": 0, "pantsd": 0}
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                # The layer tool runs as `.../python3.9 -sE .../pex layers --compression ...`.
+                kind = "layer_tool" if b"--compression" in cmdline and b"python" in cmdline else "pantsd" if b"pantsd" in cmdline else None
+                match = re.search(r"VmRSS:\s+(\d+) kB", status)
+                if kind and match:
+                    self.peak[kind] = max(self.peak[kind], int(match.group(1)) * 1024)
+            time.sleep(0.05)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+        for name in TOP_LEVEL:
+            src = REPO / name
+            (shutil.copytree(src, root / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "results")) if src.is_dir() else shutil.copy2(src, root / name))
+
+    # Every pantsd run gets the same global options: a changed one would restart pantsd and
+    # put its start-up into the measurement. Kept sandboxes are how we count executed layers.
+    OPTIONS = ("--no-dynamic-ui", "--keep-sandboxes=always")
+
+    def pants(self, *args: str, check: bool = True) -> tuple[float, str, str]:
+        start = time.perf_counter()
+        proc = subprocess.run(["./pants", *self.OPTIONS, *args], cwd=self.root, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"pants {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+        self.last_executed = executed_layers(proc.stderr)  # deletes the kept sandboxes too
+        return elapsed, proc.stdout, proc.stderr
+
+
+ROOTS: dict[str, str] = {}
+
+
+def closure(workdir: Path, ws: Workspace, name: str, seed: int, salt: str, scale: synthetic.Scale) -> list[str]:
+    """Generate and realise a closure. Images name its root store path: evaluating the generator's
+    expression re-hashes all its sources, a cost of this benchmark's Nix code, not of ours."""
+    plan = synthetic.generate(workdir / name, seed, salt, scale)
+    ROOTS[name], paths = synthetic.build(workdir / name)
+    print(f"  closure {name}: {len(paths)} store paths, {plan['bytes'] / 1e6:.0f} MB of sources")
+    return paths
+
+
+def image(name: str, closure_name: str, app: str, **fields: str) -> str:
+    extra = "".join(f", {k}={v}" for k, v in fields.items())
+    return (
+        f'files(name="{name}-app", sources=["app/{app}"])\n'
+        f'nix_docker_image(name="{name}", packages=["{ROOTS[closure_name]}"], dependencies=[":{name}-app"]{extra})\n'
+    )
+
+
+def executed_layers(stderr: str) -> int:
+    """How many store or rootfs layer processes ran (not cache hits): Pants names each one's
+    kept sandbox. The sandboxes themselves are deleted."""
+    found = re.findall(r"Preserving local process execution dir `?(\S+?)`? for \"?(Building layers?: [^\n\"]*)", stderr)
+    for sandbox, _ in found:
+        shutil.rmtree(sandbox, ignore_errors=True)
+    return len(found)
+
+
+def changed_layer_bytes(ws: Workspace, workdir: Path, strategy: str, build_file: Callable[[], str]) -> dict:
+    """Bytes a registry would receive after one mid-size package's version bump."""
+    name = f"bump-{strategy}"
+    target = f"bench:{name}"
+    ws.pants("package", target)
+    before = layers_of(ws.root / f"dist/bench/{name}.tar")
+    src = workdir / name / "src"
+    sizes = sorted((sum(f.stat().st_size for f in p.rglob("*") if f.is_file()), p) for p in src.iterdir())
+    bumped = sizes[len(sizes) // 2][1]
+    (bumped / "VERSION").write_text("2.0\n")
+    ROOTS[name], _ = synthetic.build(workdir / name)
+    (ws.root / "bench" / "BUILD").write_text(build_file())
+    ws.pants("package", target)
+    after = layers_of(ws.root / f"dist/bench/{name}.tar")
+    new = {d: s for d, s in after.items() if d not in before}
+    return {"bumped_package_bytes": sizes[len(sizes) // 2][0], "changed_layers": len(new), "changed_bytes": sum(new.values()), "layers": len(after)}
+
+
+def layers_of(archive: Path) -> dict[str, int]:
+    import tarfile
+
+    with tarfile.open(archive) as tf:
+        index = json.load(tf.extractfile("index.json"))
+        manifest = json.load(tf.extractfile("blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
+        return {layer["digest"]: layer["size"] for layer in manifest["layers"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=sorted(synthetic.SCALES), default="150mb")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-remote", action="store_true")
+    args = parser.parse_args()
+    scale = synthetic.SCALES[args.scale]
+    salt = f"{time.time_ns()}"
+    tmp = Path(tempfile.mkdtemp(prefix="nix-docker-bench-"))
+    results: dict = {"scale": args.scale, "seed": args.seed, "cores": os.cpu_count()}
+    try:
+        ws = Workspace(tmp / "repo")
+        (ws.root / "bench" / "app").mkdir(parents=True)
+        for i in range(21):
+            (ws.root / "bench" / "app" / f"app{i:02d}.py").write_text(f"print('app {i}')\n")
+        print("generating closures with Nix")
+        one = closure(tmp, ws, "one", args.seed, salt + "-one", scale)
+        many = closure(tmp, ws, "many", args.seed, salt + "-many", scale)
+        remote = closure(tmp, ws, "remote", args.seed, salt + "-remote", scale) if not args.skip_remote else []
+        bumps = {s: closure(tmp, ws, f"bump-{s}", args.seed, salt + f"-bump-{s}", scale) for s in ("popularity", "size-aware")}
+
+        def build_file() -> str:
+            text = image("one", "one", "app00.py") + "".join(image(f"many{i:02d}", "many", f"app{i:02d}.py") for i in range(1, 21))
+            text += image("remote", "remote", "app00.py") if remote else ""
+            for strategy in bumps:
+                text += image(f"bump-{strategy}", f"bump-{strategy}", "app00.py", layering=f'"{strategy}"', max_layers="20")
+            return text
+
+        (ws.root / "bench" / "BUILD").write_text(build_file())
+
+        print("measuring the machine's limit (no Pants)")
+        _, out, _ = ws.pants("run", "build-support/bench:limit", "--", *one)
+        results["limit_s"] = json.loads(out.strip().splitlines()[-1])
+        limit = results["limit_s"]["gzip"]
+
+        print("warming pantsd and the layer tool")
+        ws.pants("package", "examples/hello:image")
+        results["noop_s"] = ws.pants("package", "examples/hello:image")[0]
+
+        with RssSampler() as rss:
+            print("cold build of one image")
+            t, _, err = ws.pants("package", "bench:one")
+            results["cold_s"], results["cold_layers_built"] = t, ws.last_executed
+            results["cold_work_s"] = t - results["noop_s"]
+
+            print("rebuild after an app-only change")
+            (ws.root / "bench/app/app00.py").write_text("print('app 0, version 2')\n")
+            t, _, err = ws.pants("package", "bench:one")
+            results["app_change_s"], results["app_change_layers_built"] = t, ws.last_executed
+
+            print("20 images sharing a fresh closure, in one run")
+            t, _, err = ws.pants("package", *(f"bench:many{i:02d}" for i in range(1, 21)))
+            results["twenty_images_s"], results["twenty_images_layers_built"] = t, ws.last_executed
+        results["peak_rss_bytes"] = rss.peak
+
+        if remote:
+            print("remote cache: write from one machine, read on a fresh one")
+            with BuildGrid(tmp / "buildgrid", ws.root) as grid:
+                ws.pants("--no-pantsd", *grid.pants_options(), f"--local-store-dir={tmp}/a/lmdb", f"--named-caches-dir={tmp}/a/named", "package", "bench:remote")
+                t, _, err = ws.pants("--no-pantsd", *grid.pants_options(), "--no-local-cache", f"--local-store-dir={tmp}/b/lmdb", f"--named-caches-dir={tmp}/b/named", "package", "bench:remote")
+            baseline = ws.pants("--no-pantsd", "package", "examples/hello:image")[0]
+            results["remote_hit_s"], results["remote_hit_layers_built"] = t, ws.last_executed
+            results["no_pantsd_noop_s"] = baseline
+
+        print("layering: bytes re-shipped after bumping one mid-size package (max_layers=20)")
+        results["layering"] = {s: changed_layer_bytes(ws, tmp, s, build_file) for s in bumps}
+    finally:
+        subprocess.run(["./pants", "kill-pantsd"], cwd=tmp / "repo", capture_output=True) if (tmp / "repo").exists() else None
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    report(results, limit)
+    out_dir = REPO / "build-support/bench/results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"bench-{args.scale}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    print(f"\nwrote {out}")
+
+
+def report(r: dict, limit: float) -> None:
+    def row(name: str, seconds: float | None, note: str = "") -> None:
+        if seconds is not None:
+            print(f"  {name:<44} {seconds:7.2f} s  {seconds / limit:6.1f}x limit  {note}")
+
+    print(f"\nlimit (read+tar+sha256+compress, 2 cores): gzip {r['limit_s']['gzip']:.2f} s, zstd {r['limit_s']['zstd']:.2f} s")
+    row("no-op pants package (pantsd warm)", r["noop_s"])
+    row("cold build, one image (wall)", r["cold_s"], f"{r['cold_layers_built']} layer processes")
+    row("cold build, work after Pants started", r["cold_work_s"])
+    row("rebuild after app-only change (wall)", r["app_change_s"], f"{r['app_change_layers_built']} layer processes")
+    row("20 images sharing a fresh closure (wall)", r["twenty_images_s"], f"{r['twenty_images_layers_built']} layer processes; {r['twenty_images_s'] / r['cold_s']:.2f}x one cold image")
+    if "remote_hit_s" in r:
+        row("remote-cache hit, fresh machine (no pantsd)", r["remote_hit_s"], f"{r['remote_hit_layers_built']} layer processes ran locally; no-op without pantsd {r['no_pantsd_noop_s']:.2f} s")
+    print(f"  peak RSS: layer tool {r['peak_rss_bytes']['layer_tool'] / 1e6:.0f} MB, pantsd {r['peak_rss_bytes']['pantsd'] / 1e6:.0f} MB")
+    for strategy, b in r["layering"].items():
+        print(f"  layering {strategy:<11}: bump of a {b['bumped_package_bytes'] / 1e6:.1f} MB package re-ships {b['changed_bytes'] / 1e6:.2f} MB in {b['changed_layers']} of {b['layers']} layers")
+
+
+if __name__ == "__main__":
+    main()
