@@ -100,6 +100,11 @@ def build(workdir: Path) -> tuple[str, list[str]]:
     return root, subprocess.run(["nix-store", "-qR", root], check=True, capture_output=True, text=True).stdout.split()
 
 
+def nar_size(path: str) -> int:
+    out = subprocess.run(["nix-store", "--query", "--size", path], check=True, capture_output=True, text=True).stdout
+    return int(out.strip())
+
+
 if __name__ == "__main__":
     import argparse
 
