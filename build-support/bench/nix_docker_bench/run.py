@@ -227,6 +227,8 @@ def main() -> None:
     finally:
         subprocess.run(["./pants", "kill-pantsd"], cwd=tmp / "repo", capture_output=True) if (tmp / "repo").exists() else None
         shutil.rmtree(tmp, ignore_errors=True)
+        # The synthetic closures are gigabytes nothing refers to: give the store its space back.
+        synthetic.delete_generated()
 
     report(results, limit)
     out_dir = REPO / "build-support/bench/results"

@@ -100,6 +100,13 @@ def build(workdir: Path) -> tuple[str, list[str]]:
     return root, subprocess.run(["nix-store", "-qR", root], check=True, capture_output=True, text=True).stdout.split()
 
 
+def delete_generated() -> None:
+    """Delete every store path this generator made (names start with `bench-`) that is not in use."""
+    paths = sorted(str(p) for p in Path("/nix/store").glob("*-bench-*"))
+    if paths:
+        subprocess.run(["nix-store", "--delete", *paths], capture_output=True)
+
+
 def nar_size(path: str) -> int:
     out = subprocess.run(["nix-store", "--query", "--size", path], check=True, capture_output=True, text=True).stdout
     return int(out.strip())
