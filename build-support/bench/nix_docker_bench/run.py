@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(synthetic.SCALES), default="150mb")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--layering", choices=("popularity", "size-aware"), default="popularity", help="the strategy of the measured images")
-    parser.add_argument("--parts", default="app,twenty,remote,layering", help="what to measure besides the limit and a cold build (comma-separated: app, twenty, remote, layering; '' for none)")
+    parser.add_argument("--parts", default="app,twenty,twenty-layout,remote,layering", help="what to measure besides the limit and a cold build (comma-separated: app, twenty, twenty-layout, remote, layering; '' for none)")
     args = parser.parse_args()
     parts = set(filter(None, args.parts.split(",")))
     scale = synthetic.SCALES[args.scale]
@@ -170,6 +170,7 @@ def main() -> None:
         results["closure_paths"] = len(one)
         results["closure_mb"] = sum(synthetic.nar_size(p) for p in one) / 1e6
         many = closure(tmp, ws, "many", args.seed, salt + "-many", scale) if "twenty" in parts else []
+        many_layout = closure(tmp, ws, "manylayout", args.seed, salt + "-manylayout", scale) if "twenty-layout" in parts else []
         remote = closure(tmp, ws, "remote", args.seed, salt + "-remote", scale) if "remote" in parts else []
         strategies = ("popularity", "size-aware") if "layering" in parts else ()
         bumps = {s: closure(tmp, ws, f"bump-{s}", args.seed, salt + f"-bump-{s}", scale) for s in strategies}
@@ -178,6 +179,7 @@ def main() -> None:
             strategy = f'"{args.layering}"'
             text = image("one", "one", "app00.py", layering=strategy)
             text += "".join(image(f"many{i:02d}", "many", f"app{i:02d}.py", layering=strategy) for i in range(1, 21)) if many else ""
+            text += "".join(image(f"layout{i:02d}", "manylayout", f"app{i:02d}.py", layering=strategy, output_format='"layout"') for i in range(1, 21)) if many_layout else ""
             text += image("remote", "remote", "app00.py") if remote else ""
             for strategy in bumps:
                 text += image(f"bump-{strategy}", f"bump-{strategy}", "app00.py", layering=f'"{strategy}"', max_layers="20")
@@ -210,6 +212,11 @@ def main() -> None:
                 print("20 images sharing a fresh closure, in one run")
                 t, _, err = ws.pants("package", *(f"bench:many{i:02d}" for i in range(1, 21)))
                 results["twenty_images_s"], results["twenty_images_layers_built"] = t, ws.last_executed
+
+            if many_layout:
+                print("20 images sharing a fresh closure, as OCI layout directories, in one run")
+                t, _, err = ws.pants("package", *(f"bench:layout{i:02d}" for i in range(1, 21)))
+                results["twenty_layouts_s"], results["twenty_layouts_layers_built"] = t, ws.last_executed
         results["peak_rss_bytes"] = rss.peak
 
         if remote:
@@ -253,6 +260,8 @@ def report(r: dict, limit: float) -> None:
         row("rebuild after app-only change, minus no-op", r["app_change_s"] - r["noop_s"])
     if "twenty_images_s" in r:
         row("20 images sharing a fresh closure (wall)", r["twenty_images_s"], f"{r['twenty_images_layers_built']} layer processes; {r['twenty_images_s'] / r['cold_s']:.2f}x one cold image")
+    if "twenty_layouts_s" in r:
+        row("20 images as OCI layouts, fresh closure (wall)", r["twenty_layouts_s"], f"{r['twenty_layouts_layers_built']} layer processes; {r['twenty_layouts_s'] / r['cold_s']:.2f}x one cold image")
     if "remote_hit_s" in r:
         row("remote-cache hit, fresh machine (no pantsd)", r["remote_hit_s"], f"{r['remote_hit_layers_built']} layer processes ran locally; no-op without pantsd {r['no_pantsd_noop_s']:.2f} s")
     print(f"  peak RSS: layer tool {r['peak_rss_bytes']['layer_tool'] / 1e6:.0f} MB, pantsd {r['peak_rss_bytes']['pantsd'] / 1e6:.0f} MB")

@@ -477,12 +477,28 @@ class NixImageBinShField(BoolField):
     help = "Link `/bin/sh` to the `bin/sh` of the first package that has one. Example: `bin_sh=True`."
 
 
+class NixImageOutputFormatField(StringField):
+    alias = "output_format"
+    valid_choices = ("archive", "layout")
+    default = "archive"
+    help = help_text(
+        """
+        What `pants package` writes. `archive` (the default): one `.tar` that is both an OCI
+        image layout and a `docker save` archive, for `podman load`, `docker load` and
+        `skopeo copy oci-archive:`. `layout`: an OCI image layout directory, for
+        `skopeo copy oci:DIR:TAG ...` and `umoci unpack --image DIR:TAG`; its blobs are the
+        files Pants already holds, linked rather than copied, so it is much cheaper when many
+        images share layers or when the next step is a push. Example: `output_format="layout"`.
+        """
+    )
+
+
 class NixImageOutputPathField(OutputPathField):
     help = help_text(
         """
-        Where the image archive goes under `dist/`. Defaults to `path.to.dir/TARGET_NAME.tar`
-        (`examples.hello/image.tar`). The archive is both an OCI image layout and a
-        `docker save` archive. Example: `output_path="images/hello.tar"`.
+        Where the image goes under `dist/`. Defaults to `path.to.dir/TARGET_NAME.tar`
+        (`examples.hello/image.tar`), or `path.to.dir/TARGET_NAME` for `output_format="layout"`.
+        Example: `output_path="images/hello.tar"`.
         """
     )
 
@@ -515,6 +531,7 @@ class NixDockerImageTarget(Target):
         NixImageCaCertificatesField,
         NixImageUsrBinEnvField,
         NixImageBinShField,
+        NixImageOutputFormatField,
         NixImageOutputPathField,
     )
     help = help_text(

@@ -239,3 +239,23 @@ def test_editing_a_nix_file_rebuilds_only_the_image_that_uses_it(repo: Repo, tmp
     assert after["b"] == before["b"] and after["a"] != before["a"]
     proc = runc_run(unpack_bundle(dist / "a.tar", tmp_path))
     assert proc.stdout.strip() == "a version 2", proc.stderr
+
+
+def test_layout_output_is_the_same_image_as_the_archive(repo: Repo, tmp_path: Path) -> None:
+    fields = f'packages=["//{NIX_SET}#hello"], entrypoint=["${{pkgs.hello}}/bin/hello"], repository="hello"'
+    repo.write(
+        "testprojects/layout/BUILD",
+        f'nix_docker_image(name="tar", {fields})\nnix_docker_image(name="dir", output_format="layout", {fields})\n',
+    )
+    repo.pants("package", "testprojects/layout:tar", "testprojects/layout:dir").assert_success()
+    layout = repo.root / "dist/testprojects.layout/dir"
+    assert (layout / "oci-layout").is_file() and (layout / "index.json").is_file()
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == manifest_digest(repo.root / "dist/testprojects.layout/tar.tar")
+    run(["umoci", "unpack", "--image", f"{layout}:latest", str(tmp_path / "bundle")], check=True)
+    config = json.loads((tmp_path / "bundle/config.json").read_text())
+    config["process"]["terminal"] = False
+    (tmp_path / "bundle/config.json").write_text(json.dumps(config))
+    assert runc_run(tmp_path / "bundle").stdout.strip() == HELLO_OUTPUT
+    copied = run(["skopeo", "copy", "-q", f"oci:{layout}:latest", f"oci:{tmp_path}/copy:latest"])
+    assert copied.returncode == 0, copied.stderr

@@ -33,6 +33,7 @@ from pants_backend_nix_docker.target_types import (
     NixImageLabelsField,
     NixImageLayeringField,
     NixImageMaxLayersField,
+    NixImageOutputFormatField,
     NixImageOutputPathField,
     NixImagePackagesField,
     NixImageRepositoryField,
@@ -64,6 +65,7 @@ class NixDockerImageFieldSet(PackageFieldSet):
     layering: NixImageLayeringField
     created: NixImageCreatedField
     output_path: NixImageOutputPathField
+    output_format: NixImageOutputFormatField
     dependencies: NixImageDependenciesField
     app_dir: NixImageAppDirField
     paths_to_link: NixImagePathsToLinkField
@@ -106,7 +108,8 @@ class NixDockerImageFieldSet(PackageFieldSet):
             max_layers=self.max_layers.value,
             layering=self.layering.value,
             created=self.created.value,
-            output_path=self.output_path.value_or_default(file_ending="tar"),
+            output_format=self.output_format.value,
+            output_path=self.output_path.value_or_default(file_ending="tar" if self.output_format.value == "archive" else None),
         )
 
 

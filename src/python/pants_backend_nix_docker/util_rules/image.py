@@ -60,6 +60,7 @@ class NixImageRequest:
     max_layers: int
     layering: str | None  # None: [nix-docker].layering
     created: str
+    output_format: str  # "archive" or "layout"
     output_path: str
 
 
@@ -168,6 +169,18 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items())),
     )
     own = await Get(Digest, MergeDigests([own_files, *(layer.blob for layer in top_layers)]))
+    if request.output_format == "layout":
+        # Every blob is already a file in Pants' store: the layout is made of them, not copies.
+        layout_dir = await Get(Digest, MergeDigests([own, store_blobs]))
+        return NixImage(
+            digest=await Get(Digest, AddPrefix(layout_dir, request.output_path)),
+            output_path=request.output_path,
+            manifest_digest=files.manifest_digest,
+            config_digest=files.config_digest,
+            size=files.total_size,
+            layers=tuple(layers),
+            closure_paths=tuple(sorted(closure.paths)),
+        )
     layout = await Get(Digest, AddPrefix(own, "layout"))
     archive_process = await Get(
         Process,
