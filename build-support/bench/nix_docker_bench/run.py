@@ -163,8 +163,9 @@ def main() -> None:
     try:
         ws = Workspace(tmp / "repo")
         (ws.root / "bench" / "app").mkdir(parents=True)
+        # Salted like the closures, so no app layer is a cache hit from an earlier run.
         for i in range(21):
-            (ws.root / "bench" / "app" / f"app{i:02d}.py").write_text(f"print('app {i}')\n")
+            (ws.root / "bench" / "app" / f"app{i:02d}.py").write_text(f"print('app {i}, run {salt}')\n")
         print("generating closures with Nix")
         one = closure(tmp, ws, "one", args.seed, salt + "-one", scale)
         results["closure_paths"] = len(one)
@@ -204,7 +205,7 @@ def main() -> None:
 
             if "app" in parts:
                 print("rebuild after an app-only change")
-                (ws.root / "bench/app/app00.py").write_text("print('app 0, version 2')\n")
+                (ws.root / "bench/app/app00.py").write_text(f"print('app 0, version 2, run {salt}')\n")
                 t, _, err = ws.pants("package", "bench:one")
                 results["app_change_s"], results["app_change_layers_built"] = t, ws.last_executed
 
