@@ -166,6 +166,7 @@ def main() -> None:
         # Salted like the closures, so no app layer is a cache hit from an earlier run.
         for i in range(21):
             (ws.root / "bench" / "app" / f"app{i:02d}.py").write_text(f"print('app {i}, run {salt}')\n")
+            (ws.root / "bench" / "app" / f"layout{i:02d}.py").write_text(f"print('layout app {i}, run {salt}')\n")
         print("generating closures with Nix")
         one = closure(tmp, ws, "one", args.seed, salt + "-one", scale)
         results["closure_paths"] = len(one)
@@ -180,7 +181,7 @@ def main() -> None:
             strategy = f'"{args.layering}"'
             text = image("one", "one", "app00.py", layering=strategy)
             text += "".join(image(f"many{i:02d}", "many", f"app{i:02d}.py", layering=strategy) for i in range(1, 21)) if many else ""
-            text += "".join(image(f"layout{i:02d}", "manylayout", f"app{i:02d}.py", layering=strategy, output_format='"layout"') for i in range(1, 21)) if many_layout else ""
+            text += "".join(image(f"layout{i:02d}", "manylayout", f"layout{i:02d}.py", layering=strategy, output_format='"layout"') for i in range(1, 21)) if many_layout else ""
             text += image("remote", "remote", "app00.py") if remote else ""
             for strategy in bumps:
                 text += image(f"bump-{strategy}", f"bump-{strategy}", "app00.py", layering=f'"{strategy}"', max_layers="20")
