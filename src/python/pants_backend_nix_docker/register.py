@@ -1,11 +1,11 @@
 """pants-nix-docker: reproducible, layered OCI images of Nix closures, built by Pants."""
 
 from pants_backend_nix_docker import target_types as _target_types
-from pants_backend_nix_docker.goals import package
+from pants_backend_nix_docker.goals import package, publish
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
-from pants_backend_nix_docker.util_rules import artifacts, image, layer_tool, layers, nix
+from pants_backend_nix_docker.util_rules import artifacts, image, layer_tool, layers, nix, skopeo
 
 
 def rules():
@@ -16,6 +16,8 @@ def rules():
         *layers.rules(),
         *nix.rules(),
         *package.rules(),
+        *publish.rules(),
+        *skopeo.rules(),
         *NixDockerLayerTool.rules(),
         *NixSubsystem.rules(),
         *NixDockerSubsystem.rules(),

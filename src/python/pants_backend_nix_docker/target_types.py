@@ -477,6 +477,31 @@ class NixImageBinShField(BoolField):
     help = "Link `/bin/sh` to the `bin/sh` of the first package that has one. Example: `bin_sh=True`."
 
 
+class NixImageRegistriesField(StringSequenceField):
+    alias = "registries"
+    help = help_text(
+        """
+        Where `pants publish` pushes the image: registry addresses (`registry.example.com:5000`)
+        or `@alias`es of [nix-docker].registries. Left out: the registries marked `default` there.
+        Each image tag is pushed as `ADDRESS/REPOSITORY:TAG`. Example: `registries=["@ci"]`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for registry in value or ():
+            if not registry or "/" in registry.lstrip("@") or registry.startswith(("http://", "https://")):
+                raise _invalid(cls, address, registry, "a registry is a host[:port] or an @alias", "For example 'registry.example.com:5000' or '@ci'.")
+        return value
+
+
+class NixImageSkipPushField(BoolField):
+    alias = "skip_push"
+    default = False
+    help = "If true, `pants publish` skips this image. Example: `skip_push=True`."
+
+
 class NixImageOutputFormatField(StringField):
     alias = "output_format"
     valid_choices = ("archive", "layout")
@@ -533,6 +558,8 @@ class NixDockerImageTarget(Target):
         NixImageBinShField,
         NixImageOutputFormatField,
         NixImageOutputPathField,
+        NixImageRegistriesField,
+        NixImageSkipPushField,
     )
     help = help_text(
         """

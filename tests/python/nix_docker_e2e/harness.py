@@ -195,3 +195,45 @@ def layer_digests(archive: Path) -> list[str]:
         manifest = json.load(tf.extractfile("blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
         return [layer["digest"] for layer in manifest["layers"]]
 
+
+
+class DockerRegistry:
+    """The CNCF distribution registry on 127.0.0.1, plain HTTP, with its request log."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = workdir / "registry.log"
+
+    def __enter__(self) -> "DockerRegistry":
+        import time
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "config.yml"
+        config.write_text(
+            f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {self.workdir}/data\n"
+            f"http:\n  addr: {self.address}\n"
+        )
+        self._log = open(self.log, "w")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while run(["curl", "-sf", f"http://{self.address}/v2/"]).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the registry did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self._log.close()
+
+    def pants_option(self) -> str:
+        return f"--nix-docker-registries={{'test': {{'address': '{self.address}', 'default': True, 'tls_verify': False}}}}"
+
+    def uploaded_blobs(self) -> list[str]:
+        """Digests of the blobs uploaded so far, from the registry's log (one per finished upload)."""
+        import re
+
+        return re.findall(r'"PUT /v2/[^ ]+/blobs/uploads/[^ ]*digest=(sha256(?:%3A|:)[0-9a-f]{64})', self.log.read_text())

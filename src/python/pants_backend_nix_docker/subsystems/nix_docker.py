@@ -3,7 +3,9 @@ from __future__ import annotations
 from enum import Enum
 
 from pants.option.errors import OptionsError
-from pants.option.option_types import EnumOption, IntOption, StrOption
+from typing import Any
+
+from pants.option.option_types import DictOption, EnumOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -79,6 +81,18 @@ class NixDockerSubsystem(Subsystem):
             With a remote cache, how many milliseconds a layer process waits for the cache's answer
             before it starts building locally too. Fetching a layer is cheaper than building it,
             so the default lets a hit win; on a miss the build starts up to this much later.
+            """
+        ),
+    )
+    registries = DictOption[Any](
+        help=softwrap(
+            """
+            Registries `pants publish` can push to, by alias:
+            `{"ci": {"address": "registry.example.com:5000", "default": true}}`. Keys of an entry:
+            `address` (host[:port], required), `default` (used by images that name no
+            registries), `skip_push` (never push there), `tls_verify` (default true; false for a
+            plain-HTTP registry on localhost). Credentials are skopeo's: `REGISTRY_AUTH_FILE`,
+            `~/.docker/config.json` or podman's `auth.json`; they never pass through Pants.
             """
         ),
     )

@@ -1,0 +1,29 @@
+"""Finding skopeo, which pushes images to registries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.logging import LogLevel
+
+from pants_backend_nix_docker.subsystems.nix import NixSubsystem
+
+
+@dataclass(frozen=True)
+class SkopeoBinary:
+    path: str | None
+
+
+@rule(desc="Finding skopeo", level=LogLevel.DEBUG)
+async def find_skopeo(nix: NixSubsystem.EnvironmentAware) -> SkopeoBinary:
+    paths = await Get(
+        BinaryPaths,
+        BinaryPathRequest(binary_name="skopeo", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"])),
+    )
+    return SkopeoBinary(paths.first_path.path if paths.first_path else None)
+
+
+def rules():
+    return collect_rules()
