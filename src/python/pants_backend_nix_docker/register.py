@@ -1,7 +1,7 @@
 """pants-nix-docker: reproducible, layered OCI images of Nix closures, built by Pants."""
 
 from pants_backend_nix_docker import target_types as _target_types
-from pants_backend_nix_docker.goals import package, publish
+from pants_backend_nix_docker.goals import package, publish, run
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
@@ -17,6 +17,7 @@ def rules():
         *nix.rules(),
         *package.rules(),
         *publish.rules(),
+        *run.rules(),
         *skopeo.rules(),
         *NixDockerLayerTool.rules(),
         *NixSubsystem.rules(),

@@ -153,3 +153,22 @@ def test_directory_outside_the_root_fails_clearly(repo: Repo) -> None:
     assert result.returncode != 0
     for words in ["testprojects/escape:image", "'directories'", "'../x' is not an absolute path", "For example"]:
         assert words in result.stderr, result.stderr[-3000:]
+
+
+def test_pants_run_serves_the_app_through_podman(repo: Repo) -> None:
+    import os
+    import subprocess
+    import uuid
+
+    port, name = free_port(), f"nix-docker-run-{uuid.uuid4().hex[:8]}"
+    extra = f"+['-e', 'PORT={port}', '--name', '{name}']"
+    proc = subprocess.Popen(
+        ["./pants", "--no-pantsd", f"--nix-docker-run-args={extra}", "run", TARGET],
+        cwd=repo.root, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        answer = http_get_json(f"http://127.0.0.1:{port}/", timeout=180)
+        assert answer["service"] == "hello-service" and answer["uid"] == 1000
+    finally:
+        subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+        proc.wait(timeout=60)

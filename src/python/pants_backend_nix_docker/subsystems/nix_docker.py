@@ -5,7 +5,7 @@ from enum import Enum
 from pants.option.errors import OptionsError
 from typing import Any
 
-from pants.option.option_types import DictOption, EnumOption, IntOption, StrOption
+from pants.option.option_types import DictOption, EnumOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -93,6 +93,16 @@ class NixDockerSubsystem(Subsystem):
             registries), `skip_push` (never push there), `tls_verify` (default true; false for a
             plain-HTTP registry on localhost). Credentials are skopeo's: `REGISTRY_AUTH_FILE`,
             `~/.docker/config.json` or podman's `auth.json`; they never pass through Pants.
+            """
+        ),
+    )
+    run_args = StrListOption(
+        default=["--rm"],
+        help=softwrap(
+            """
+            Arguments of `podman run` for `pants run`, before the image name (arguments after
+            `--` go to the image). Hosts without cgroup-aware runtimes or bridge networking need
+            more, e.g. `["--rm", "--runtime=runc", "--network=host"]`.
             """
         ),
     )
