@@ -73,6 +73,20 @@ class Repo:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
 
+    def broken_targets(self, directory: str):
+        """A context for tests that write deliberately bad BUILD files under `directory`: they are
+        removed afterwards, since any Pants run that infers dependencies parses every BUILD file."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def scope():
+            try:
+                yield
+            finally:
+                shutil.rmtree(self.root / directory, ignore_errors=True)
+
+        return scope()
+
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

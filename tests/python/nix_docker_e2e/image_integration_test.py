@@ -175,9 +175,10 @@ BAD_TARGETS = {
 
 @pytest.mark.parametrize("name", sorted(BAD_TARGETS))
 def test_bad_input_fails_clearly_and_leaves_dist_empty(repo: Repo, name: str) -> None:
-    repo.write("testprojects/bad/BUILD", "\n".join(build for build, _ in BAD_TARGETS.values()) + "\n")
-    shutil.rmtree(repo.root / "dist" / "testprojects.bad", ignore_errors=True)
-    result = repo.pants("package", f"testprojects/bad:{name}")
+    with repo.broken_targets("testprojects/bad"):
+        repo.write("testprojects/bad/BUILD", "\n".join(build for build, _ in BAD_TARGETS.values()) + "\n")
+        shutil.rmtree(repo.root / "dist" / "testprojects.bad", ignore_errors=True)
+        result = repo.pants("package", f"testprojects/bad:{name}")
     assert result.returncode != 0
     for words in BAD_TARGETS[name][1]:
         assert words in result.stderr, result.stderr[-3000:]
@@ -185,8 +186,9 @@ def test_bad_input_fails_clearly_and_leaves_dist_empty(repo: Repo, name: str) ->
 
 
 def test_invalid_field_fails_naming_target_field_and_fix(repo: Repo) -> None:
-    repo.write("testprojects/badfield/BUILD", f'nix_docker_image(name="image", packages=["//{NIX_SET}#hello"], max_layers=1)\n')
-    result = repo.pants("package", "testprojects/badfield:image")
+    with repo.broken_targets("testprojects/badfield"):
+        repo.write("testprojects/badfield/BUILD", f'nix_docker_image(name="image", packages=["//{NIX_SET}#hello"], max_layers=1)\n')
+        result = repo.pants("package", "testprojects/badfield:image")
     assert result.returncode != 0
     for words in ["testprojects/badfield:image", "'max_layers'", "from 2 to 125", "the default, 100"]:
         assert words in result.stderr

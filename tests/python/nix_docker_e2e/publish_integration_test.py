@@ -64,6 +64,11 @@ def test_an_app_change_uploads_only_the_changed_layer_and_config(repo: Repo, reg
 
 def test_skip_push_and_unknown_alias(repo: Repo, registry: DockerRegistry) -> None:
     nix = "//build-support/nix/default.nix"
+    with repo.broken_targets("testprojects/publish"):
+        _check_skip_push_and_unknown_alias(repo, registry, nix)
+
+
+def _check_skip_push_and_unknown_alias(repo: Repo, registry: DockerRegistry, nix: str) -> None:
     repo.write(
         "testprojects/publish/BUILD",
         f'nix_docker_image(name="skipped", packages=["{nix}#hello"], skip_push=True)\n'

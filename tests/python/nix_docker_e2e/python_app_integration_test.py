@@ -134,13 +134,14 @@ BAD = {
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_bad_rootfs_input_fails_clearly(repo: Repo, name: str) -> None:
-    repo.write("testprojects/rootfs/BUILD", BAD[name][0] + "\n")
-    repo.write("testprojects/rootfs/lib.py", "VALUE = 1\n")
-    repo.write(
-        "testprojects/rootfs/other.nix",
-        'let inherit (import ../../build-support/nix/lib.nix) run; in { sh = run { name = "other-sh"; script = "mkdir -p $out/bin; echo not-busybox > $out/bin/sh"; }; }\n',
-    )
-    result = repo.pants("package", f"testprojects/rootfs:{name}")
+    with repo.broken_targets("testprojects/rootfs"):
+        repo.write("testprojects/rootfs/BUILD", BAD[name][0] + "\n")
+        repo.write("testprojects/rootfs/lib.py", "VALUE = 1\n")
+        repo.write(
+            "testprojects/rootfs/other.nix",
+            'let inherit (import ../../build-support/nix/lib.nix) run; in { sh = run { name = "other-sh"; script = "mkdir -p $out/bin; echo not-busybox > $out/bin/sh"; }; }\n',
+        )
+        result = repo.pants("package", f"testprojects/rootfs:{name}")
     assert result.returncode != 0
     for words in BAD[name][1]:
         assert words in result.stderr, result.stderr[-3000:]
@@ -148,8 +149,9 @@ def test_bad_rootfs_input_fails_clearly(repo: Repo, name: str) -> None:
 
 
 def test_directory_outside_the_root_fails_clearly(repo: Repo) -> None:
-    repo.write("testprojects/escape/BUILD", f'nix_docker_image(name="image", packages=["{NIX_SET}#hello"], directories={{"../x": "root"}})\n')
-    result = repo.pants("package", "testprojects/escape:image")
+    with repo.broken_targets("testprojects/escape"):
+        repo.write("testprojects/escape/BUILD", f'nix_docker_image(name="image", packages=["{NIX_SET}#hello"], directories={{"../x": "root"}})\n')
+        result = repo.pants("package", "testprojects/escape:image")
     assert result.returncode != 0
     for words in ["testprojects/escape:image", "'directories'", "'../x' is not an absolute path", "For example"]:
         assert words in result.stderr, result.stderr[-3000:]
@@ -162,13 +164,17 @@ def test_pants_run_serves_the_app_through_podman(repo: Repo) -> None:
 
     port, name = free_port(), f"nix-docker-run-{uuid.uuid4().hex[:8]}"
     extra = f"+['-e', 'PORT={port}', '--name', '{name}']"
-    proc = subprocess.Popen(
-        ["./pants", "--no-pantsd", f"--nix-docker-run-args={extra}", "run", TARGET],
-        cwd=repo.root, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        answer = http_get_json(f"http://127.0.0.1:{port}/", timeout=180)
-        assert answer["service"] == "hello-service" and answer["uid"] == 1000
-    finally:
-        subprocess.run(["podman", "rm", "-f", name], capture_output=True)
-        proc.wait(timeout=60)
+    log = repo.root / f"{name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            ["./pants", "--no-pantsd", f"--nix-docker-run-args={extra}", "run", TARGET],
+            cwd=repo.root, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            answer = http_get_json(f"http://127.0.0.1:{port}/", timeout=180)
+        except OSError:
+            pytest.fail(f"`pants run` never served; it said:\n{log.read_text()[-4000:]}")
+        finally:
+            subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+            proc.wait(timeout=60)
+    assert answer["service"] == "hello-service" and answer["uid"] == 1000
