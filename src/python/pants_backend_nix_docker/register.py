@@ -5,12 +5,13 @@ from pants_backend_nix_docker.goals import package, publish, run
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
-from pants_backend_nix_docker.util_rules import artifacts, image, layer_tool, layers, nix, skopeo
+from pants_backend_nix_docker.util_rules import artifacts, git, image, layer_tool, layers, nix, skopeo
 
 
 def rules():
     return [
         *artifacts.rules(),
+        *git.rules(),
         *image.rules(),
         *layer_tool.rules(),
         *layers.rules(),

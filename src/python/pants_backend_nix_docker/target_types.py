@@ -32,12 +32,12 @@ from pants_backend_nix_docker.oci.accounts import (
     parse_users,
 )
 from pants_backend_nix_docker.oci.rootfs import RootfsError, User, check_image_path
+from pants_backend_nix_docker.oci.tags import TagError, check_template
 
 DEFAULT_CREATED = "1970-01-01T00:00:01Z"
 MAX_LAYERS_LIMIT = 125  # overlayfs-based runtimes stop at 128 lower layers; keep a margin
 
 _REPOSITORY_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _USER_PART_RE = re.compile(r"^(?:[0-9]+|[a-z_][a-z0-9_.-]*\$?)$")
 _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _PORT_RE = re.compile(r"^([0-9]+)(?:/(tcp|udp|sctp))?$")
@@ -244,8 +244,11 @@ class NixImageTagsField(StringSequenceField):
     default = ("latest",)
     help = help_text(
         """
-        Tags of the image in the archive (each becomes `REPOSITORY:TAG`).
-        Example: `image_tags=["1.4.2", "latest"]`.
+        Tags of the image (each becomes `REPOSITORY:TAG`), with placeholders filled in at build
+        time: `{git_revision}` (the short HEAD commit, or `dev` when tracked files have
+        changes), `{closure_hash}` (12 hex digits that change exactly when the store closure
+        does) and `{repository}` (with '/' as '-'). Example:
+        `image_tags=["{git_revision}", "py-{closure_hash}", "latest"]`.
         """
     )
 
@@ -256,8 +259,10 @@ class NixImageTagsField(StringSequenceField):
         if not value:
             raise _invalid(cls, address, [], "an image needs at least one tag", "Leave the field out for `latest`.")
         for tag in value:
-            if not _TAG_RE.match(tag):
-                raise _invalid(cls, address, tag, "a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", "For example '1.0.3'.")
+            try:
+                check_template(tag)
+            except TagError as e:
+                raise _invalid(cls, address, tag, str(e), "For example '1.0.3' or '{git_revision}'.")
         if len(set(value)) != len(value):
             raise _invalid(cls, address, list(value), "a tag is listed twice", "List each tag once.")
         return value

@@ -80,3 +80,29 @@ def _check_skip_push_and_unknown_alias(repo: Repo, registry: DockerRegistry, nix
     assert unknown.returncode != 0
     for words in ["testprojects/publish:unknown", "'registries'", "@nowhere", "known: @test"]:
         assert words in unknown.stderr, unknown.stderr[-2000:]
+
+
+def test_tag_placeholders_are_rendered_and_published(repo: Repo, registry: DockerRegistry) -> None:
+    git = ["git", "-C", str(repo.root), "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
+    if not (repo.root / ".git").exists():
+        subprocess.run([*git, "init", "-q"], check=True)
+        # What Pants writes is not source, as in the real repo's .gitignore.
+        repo.write(".gitignore", "/dist/\n/.pants.d/\n/.pids/\n/3rdparty/tools/\n/.pants.workdir.file_lock*\n")
+    repo.write(
+        "testprojects/tags/BUILD",
+        'nix_docker_image(name="image", packages=["//build-support/nix/default.nix#hello"], '
+        'repository="acme/hello", image_tags=["{git_revision}", "c-{closure_hash}"])\n',
+    )
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "tags"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    result = repo.pants(registry.pants_option(), "package", "publish", "testprojects/tags:image").assert_success()
+    assert f"{registry.address}/acme/hello:{head} published" in result.stderr
+    closure_tag = next(t for t in result.stderr.split() if t.startswith(f"{registry.address}/acme/hello:c-")).split(":")[-1]
+    assert len(closure_tag) == len("c-") + 12
+    archive = repo.root / "dist/testprojects.tags/image.tar"
+    assert pulled_digest(registry, f"acme/hello:{head}") == manifest_digest(archive)
+    # A change to a tracked file makes the revision "dev".
+    (repo.root / "testprojects/tags/BUILD").write_text((repo.root / "testprojects/tags/BUILD").read_text() + "# edited\n")
+    dirty = repo.pants("package", "testprojects/tags:image").assert_success()
+    assert "image acme/hello:dev," in dirty.stderr

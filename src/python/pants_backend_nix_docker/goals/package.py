@@ -113,6 +113,14 @@ class NixDockerImageFieldSet(PackageFieldSet):
         )
 
 
+@dataclass(frozen=True)
+class BuiltNixImage(BuiltPackageArtifact):
+    """The archive or layout, with the names `pants publish` and `pants run` need."""
+
+    repository: str = ""
+    tags: tuple[str, ...] = ()
+
+
 def _human_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
 
@@ -135,17 +143,19 @@ def layer_provenance(layers: tuple[BuiltLayer, ...], run_id: RunId) -> str:
 async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: RunId) -> BuiltPackage:
     request = field_set.image_request()
     image = await Get(NixImage, NixImageRequest, request)
-    names = ", ".join(f"{request.repository}:{tag}" for tag in request.tags)
+    names = ", ".join(f"{request.repository}:{tag}" for tag in image.tags)
     return BuiltPackage(
         image.digest,
         (
-            BuiltPackageArtifact(
+            BuiltNixImage(
                 image.output_path,
                 extra_log_lines=(
                     f"    image {names}: {image.manifest_digest}",
                     f"    {_human_size(image.size)} in {len(image.layers)} layers, "
                     f"{len(image.closure_paths)} store paths; layers: {layer_provenance(image.layers, run_id)}",
                 ),
+                repository=request.repository,
+                tags=image.tags,
             ),
         ),
     )

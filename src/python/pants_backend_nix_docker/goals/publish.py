@@ -19,6 +19,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.option.errors import OptionsError
 
+from pants_backend_nix_docker.goals.package import BuiltNixImage
 from pants_backend_nix_docker.oci.registries import RegistryError, parse_registries, registries_for
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
@@ -57,8 +58,9 @@ class PublishNixImageFieldSet(PublishFieldSet):
 @rule(desc="Publishing a Nix image")
 async def publish_nix_image(request: PublishNixImageRequest, settings: NixDockerSubsystem, skopeo: SkopeoBinary) -> PublishProcesses:
     fs = request.field_set
-    repository = fs.repository.value_or_default(fs.address)
-    tags = fs.image_tags.value or ()
+    built = request.packages[0].artifacts[0]
+    assert isinstance(built, BuiltNixImage)
+    repository, tags = built.repository, built.tags  # rendered: placeholders filled in
     try:
         registries = registries_for(fs.registries.value, parse_registries(settings.registries))
     except RegistryError as e:
@@ -78,7 +80,7 @@ async def publish_nix_image(request: PublishNixImageRequest, settings: NixDocker
         )
 
     package = request.packages[0]
-    relpath = package.artifacts[0].relpath
+    relpath = built.relpath
     transport = "oci-archive" if fs.output_format.value == "archive" else "oci"
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV))
     jobs = []

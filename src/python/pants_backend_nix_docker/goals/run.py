@@ -52,7 +52,7 @@ async def run_nix_image(
         Get(NixImage, NixImageRequest, field_set.image_request()),
         Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV)),
     )
-    image = f"localhost/{field_set.repository.value_or_default(field_set.address)}:{(field_set.image_tags.value or ('latest',))[0]}"
+    image = f"localhost/{field_set.repository.value_or_default(field_set.address)}:{built.tags[0]}"
     archive = built.output_path
     return RunRequest(
         digest=built.digest,

@@ -24,6 +24,7 @@ from pants_backend_nix_docker.nix.installables import (
     substitute_package_refs,
 )
 from pants_backend_nix_docker.oci import layering
+from pants_backend_nix_docker.oci import tags as tags_lib
 from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
 from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, canonical_json, image_files
@@ -34,10 +35,12 @@ from pants_backend_nix_docker.target_types import (
     NixImageDependenciesField,
     NixImageEntrypointField,
     NixImageEnvField,
+    NixImageTagsField,
     NixImageWorkingDirField,
 )
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
+from pants_backend_nix_docker.util_rules.git import GitRevision
 from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerBatch, StoreLayerBatchRequest
 from pants_backend_nix_docker.util_rules.nix import ClosureRequest, RealisedInstallable, RealiseRequest
 
@@ -73,6 +76,7 @@ class NixImage:
     size: int
     layers: tuple[BuiltLayer, ...]
     closure_paths: tuple[str, ...]
+    tags: tuple[str, ...]  # image_tags with their placeholders filled in
 
 
 def _substitute_config(address: Address, container: ContainerConfig, table: Mapping[str, str | None]) -> ContainerConfig:
@@ -104,6 +108,22 @@ def _created(value: str) -> str:
 
 def _field_error(address: Address, error: RootfsError, value: object) -> InvalidFieldException:
     return InvalidFieldException(f"The {error.field!r} field in target {address} has an invalid value {value!r}: {error}.")
+
+
+async def _render_tags(request: NixImageRequest, closure: Closure) -> tuple[str, ...]:
+    values = {"closure_hash": tags_lib.closure_hash(closure.paths), "repository": tags_lib.repository_value(request.repository), "git_revision": ""}
+    if any("git_revision" in tags_lib.placeholders_in(t) for t in request.tags):
+        revision = await Get(GitRevision)
+        if revision.value is None:
+            raise InvalidFieldException(
+                f"The {NixImageTagsField.alias!r} field in target {request.address} uses {{git_revision}}, but "
+                f"{revision.problem}. Build from a git checkout, or drop the placeholder."
+            )
+        values["git_revision"] = revision.value
+    try:
+        return tuple(tags_lib.render(t, values) for t in request.tags)
+    except tags_lib.TagError as e:
+        raise InvalidFieldException(f"The {NixImageTagsField.alias!r} field in target {request.address}: {e}.")
 
 
 @rule(desc="Building a Nix image", level=LogLevel.DEBUG)
@@ -161,7 +181,8 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         LayerInfo(Descriptor(MEDIA_TYPES[compression], layer.stats.digest, layer.stats.size), layer.stats.diff_id, layer.created_by)
         for layer in layers
     ]
-    files = image_files(layer_infos, container, _created(request.created), request.repository, request.tags)
+    tags = await _render_tags(request, closure)
+    files = image_files(layer_infos, container, _created(request.created), request.repository, tags)
     # Store layers are the bulk and are shared by many images: hand them to the archive process
     # as an immutable input, materialised once per machine and linked into each sandbox.
     store_blobs, own_files = await MultiGet(
@@ -180,6 +201,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
             size=files.total_size,
             layers=tuple(layers),
             closure_paths=tuple(sorted(closure.paths)),
+            tags=tags,
         )
     layout = await Get(Digest, AddPrefix(own, "layout"))
     archive_process = await Get(
@@ -211,6 +233,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         size=files.total_size,
         layers=tuple(layers),
         closure_paths=tuple(sorted(closure.paths)),
+        tags=tags,
     )
 
 
