@@ -110,6 +110,32 @@ def _field_error(address: Address, error: RootfsError, value: object) -> Invalid
     return InvalidFieldException(f"The {error.field!r} field in target {address} has an invalid value {value!r}: {error}.")
 
 
+async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest, output_path: str) -> Digest:
+    """One deterministic .tar of the layout; the shared store blobs come in as an immutable input."""
+    archive_process = await Get(
+        Process,
+        VenvPexProcess(
+            tool.pex,
+            argv=("archive", "--layout", "layout", "--layout", STORE_BLOBS_DIR, "--output", output_path),
+            input_digest=layout,
+            output_files=(output_path,),
+            description=f"Writing image archive {output_path}",
+            level=LogLevel.DEBUG,
+            # The archive is a pure function of the layout's bytes.
+            cache_scope=ProcessCacheScope.SUCCESSFUL,
+        ),
+    )
+    archive = await Get(
+        ProcessResult,
+        Process,
+        dataclasses.replace(
+            archive_process,
+            immutable_input_digests=FrozenDict({**archive_process.immutable_input_digests, STORE_BLOBS_DIR: store_blobs}),
+        ),
+    )
+    return archive.output_digest
+
+
 async def _render_tags(request: NixImageRequest, closure: Closure) -> tuple[str, ...]:
     values = {"closure_hash": tags_lib.closure_hash(closure.paths), "repository": tags_lib.repository_value(request.repository), "git_revision": ""}
     if any("git_revision" in tags_lib.placeholders_in(t) for t in request.tags):
@@ -183,8 +209,8 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     ]
     tags = await _render_tags(request, closure)
     files = image_files(layer_infos, container, _created(request.created), request.repository, tags)
-    # Store layers are the bulk and are shared by many images: hand them to the archive process
-    # as an immutable input, materialised once per machine and linked into each sandbox.
+    # Store layers are the bulk and are shared by many images, so they stay one digest: a layout
+    # is made of them directly, an archive process gets them as an immutable input.
     store_blobs, own_files = await MultiGet(
         Get(Digest, MergeDigests(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)),
         Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items())),
@@ -193,40 +219,11 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     if request.output_format == "layout":
         # Every blob is already a file in Pants' store: the layout is made of them, not copies.
         layout_dir = await Get(Digest, MergeDigests([own, store_blobs]))
-        return NixImage(
-            digest=await Get(Digest, AddPrefix(layout_dir, request.output_path)),
-            output_path=request.output_path,
-            manifest_digest=files.manifest_digest,
-            config_digest=files.config_digest,
-            size=files.total_size,
-            layers=tuple(layers),
-            closure_paths=tuple(sorted(closure.paths)),
-            tags=tags,
-        )
-    layout = await Get(Digest, AddPrefix(own, "layout"))
-    archive_process = await Get(
-        Process,
-        VenvPexProcess(
-            tool.pex,
-            argv=("archive", "--layout", "layout", "--layout", STORE_BLOBS_DIR, "--output", request.output_path),
-            input_digest=layout,
-            output_files=(request.output_path,),
-            description=f"Writing image archive {request.output_path}",
-            level=LogLevel.DEBUG,
-            # The archive is a pure function of the layout's bytes.
-            cache_scope=ProcessCacheScope.SUCCESSFUL,
-        ),
-    )
-    archive = await Get(
-        ProcessResult,
-        Process,
-        dataclasses.replace(
-            archive_process,
-            immutable_input_digests=FrozenDict({**archive_process.immutable_input_digests, STORE_BLOBS_DIR: store_blobs}),
-        ),
-    )
+        digest = await Get(Digest, AddPrefix(layout_dir, request.output_path))
+    else:
+        digest = await _write_archive(tool, await Get(Digest, AddPrefix(own, "layout")), store_blobs, request.output_path)
     return NixImage(
-        digest=archive.output_digest,
+        digest=digest,
         output_path=request.output_path,
         manifest_digest=files.manifest_digest,
         config_digest=files.config_digest,
