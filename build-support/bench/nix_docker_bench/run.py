@@ -33,9 +33,9 @@ from typing import Callable
 
 from nix_docker_bench import synthetic
 from nix_docker_bench.buildgrid import BuildGrid
+from nix_docker_bench.workspace import copy_repo, executed_layer_processes
 
 REPO = Path(__file__).resolve().parents[3]
-TOP_LEVEL = ("pants", "pants.toml", "BUILD", "3rdparty", "build-support", "examples", "src")
 
 
 class RssSampler:
@@ -73,10 +73,7 @@ class RssSampler:
 class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True)
-        for name in TOP_LEVEL:
-            src = REPO / name
-            (shutil.copytree(src, root / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "results")) if src.is_dir() else shutil.copy2(src, root / name))
+        copy_repo(REPO, root)
 
     # Every pantsd run gets the same global options: a changed one would restart pantsd and
     # put its start-up into the measurement. Kept sandboxes are how we count executed layers.
@@ -88,7 +85,7 @@ class Workspace:
         elapsed = time.perf_counter() - start
         if check and proc.returncode != 0:
             raise RuntimeError(f"pants {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
-        self.last_executed = executed_layers(proc.stderr)  # deletes the kept sandboxes too
+        self.last_executed = sum(executed_layer_processes(proc.stderr).values())  # deletes the kept sandboxes too
         return elapsed, proc.stdout, proc.stderr
 
 
@@ -110,15 +107,6 @@ def image(name: str, closure_name: str, app: str, **fields: str) -> str:
         f'files(name="{name}-app", sources=["app/{app}"])\n'
         f'nix_docker_image(name="{name}", packages=["{ROOTS[closure_name]}"], dependencies=[":{name}-app"]{extra})\n'
     )
-
-
-def executed_layers(stderr: str) -> int:
-    """How many store or rootfs layer processes ran (not cache hits): Pants names each one's
-    kept sandbox. The sandboxes themselves are deleted."""
-    found = re.findall(r"Preserving local process execution dir `?(\S+?)`? for \"?(Building layers?: [^\n\"]*)", stderr)
-    for sandbox, _ in found:
-        shutil.rmtree(sandbox, ignore_errors=True)
-    return len(found)
 
 
 def changed_layer_bytes(ws: Workspace, workdir: Path, strategy: str, build_file: Callable[[], str]) -> dict:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from nix_docker_bench.workspace import executed_layer_processes
+
 from nix_docker_e2e.harness import Repo, layer_digests
 
 SERVICES = ["accounts", "billing", "catalog", "checkout", "inventory", "notifications", "payments", "search", "shipping", "users"]
-_EXECUTED = re.compile(r"Preserving local process execution dir `?(\S+?)`? for \"?(Building layers?: [^\n\"]*)")
-
-
-def executed_layer_processes(stderr: str) -> Counter:
-    """Layer processes that really executed in a run: Pants keeps (and names) each one's sandbox."""
-    found = Counter()
-    for sandbox, description in _EXECUTED.findall(stderr):
-        found[description.strip()] += 1
-        shutil.rmtree(sandbox, ignore_errors=True)
-    return found
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Repo:
     return Repo.copy_to(tmp_path_factory.mktemp("caching") / "repo")

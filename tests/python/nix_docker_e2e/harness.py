@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from nix_docker_bench.buildgrid import free_port  # noqa: F401 (re-exported for the tests)
+from nix_docker_bench.workspace import copy_repo
 
 # The test sandbox holds the `//:repo` files; copying them elsewhere keeps each test's build
 # root, dist/ and .pants.d/ its own.
@@ -35,18 +36,9 @@ class Repo:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    # The `//:repo` files; the sandbox also holds Pants' own test plumbing, which stays behind.
-    TOP_LEVEL = ("pants", "pants.toml", "BUILD", "3rdparty", "build-support", "examples", "src")
-
     @classmethod
     def copy_to(cls, dest: Path) -> "Repo":
-        dest.mkdir(parents=True)
-        for name in cls.TOP_LEVEL:
-            source = REPO_FILES / name
-            if source.is_dir():
-                shutil.copytree(source, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, dest / name)
+        copy_repo(REPO_FILES, dest)
         return cls(dest)
 
     def pants(self, *args: str, caches: Path | None = None, env: dict[str, str] | None = None, timeout: int = 900) -> PantsResult:

@@ -69,7 +69,7 @@ class NixImageRequest:
 
 @dataclass(frozen=True)
 class NixImage:
-    digest: Digest  # the archive, at output_path
+    digest: Digest  # the archive (or layout directory) at output_path
     output_path: str
     manifest_digest: str
     config_digest: str
@@ -162,12 +162,14 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         raise _field_error(address, e, request.container.user)
 
     installables = [parse_installable(raw, address.spec_path) for raw in request.packages]
+    # Relative flake references resolve against the BUILD file's directory; the option's
+    # cacert installable against the build root.
+    to_realise = [(installable, address.spec_path) for installable in installables]
     cacert = parse_installable(settings.cacert_package, "") if custom.ca_certificates else None
+    if cacert:
+        to_realise.append((cacert, ""))
     *realised, artifacts = await MultiGet(
-        *(
-            Get(RealisedInstallable, RealiseRequest(installable, address.spec_path if installable in installables else "", address))
-            for installable in [*installables, *([cacert] if cacert else [])]
-        ),
+        *(Get(RealisedInstallable, RealiseRequest(installable, spec_path, address)) for installable, spec_path in to_realise),
         Get(ImageArtifacts, ImageArtifactsRequest(address, request.dependencies, request.app_dir)),
     )
     roots = tuple(path for r in realised for path in r.outputs)
