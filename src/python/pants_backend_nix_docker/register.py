@@ -1,16 +1,17 @@
 """pants-nix-docker: reproducible, layered OCI images of Nix closures, built by Pants."""
 
 from pants_backend_nix_docker import target_types as _target_types
-from pants_backend_nix_docker.goals import package, publish, run
+from pants_backend_nix_docker.goals import package, publish, report, run
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
-from pants_backend_nix_docker.util_rules import artifacts, git, image, layer_tool, layers, nix, skopeo
+from pants_backend_nix_docker.util_rules import artifacts, base_image, git, image, layer_tool, layers, nix, skopeo
 
 
 def rules():
     return [
         *artifacts.rules(),
+        *base_image.rules(),
         *git.rules(),
         *image.rules(),
         *layer_tool.rules(),
@@ -18,6 +19,7 @@ def rules():
         *nix.rules(),
         *package.rules(),
         *publish.rules(),
+        *report.rules(),
         *run.rules(),
         *skopeo.rules(),
         *NixDockerLayerTool.rules(),

@@ -25,6 +25,8 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from pants_backend_nix_docker.nix.installables import InstallableError, parse_installable
+from pants_backend_nix_docker.nix.report import parse_size
+from pants_backend_nix_docker.oci.base_image import BaseImageError, parse_base_image
 from pants_backend_nix_docker.oci.accounts import (
     DirectorySpec,
     parse_directories,
@@ -533,12 +535,85 @@ class NixImageOutputPathField(OutputPathField):
     )
 
 
+class NixImageForbiddenReferencesField(StringSequenceField):
+    alias = "forbidden_references"
+    help = help_text(
+        """
+        Store path names the image must not contain, as shell patterns matched against the part
+        after the hash (or, starting with `/`, against the whole path). A match fails the build
+        and shows the reference chain that pulled the path in, like `nix why-depends`.
+        Example: `forbidden_references=["*-gcc-*", "ghc-*", "*-dev"]`.
+        """
+    )
+
+
+class NixImageMaxImageSizeField(Field):
+    alias = "max_image_size"
+    default = None
+    help = help_text(
+        """
+        A budget for the image: the build fails when config, manifest and layers (compressed, as a
+        registry stores them) add up to more, and shows the largest contributors. Bytes, or a
+        string with a unit (B, kB, MB, GB, KiB, MiB, GiB). Example: `max_image_size="60MB"`.
+        """
+    )
+    value: Optional[int]
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Any], address: Address) -> Optional[int]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise _invalid(cls, address, value, "it must be a number of bytes or a string like \"60MB\"", "Example: `max_image_size=\"60MB\"`.")
+        try:
+            size = parse_size(value)
+        except ValueError as e:
+            raise _invalid(cls, address, value, str(e), "Example: `max_image_size=\"60MB\"`.")
+        if size <= 0:
+            raise _invalid(cls, address, value, "it must be positive", "Example: `max_image_size=\"60MB\"`.")
+        return size
+
+
+class NixImageBaseImageField(StringField):
+    alias = "base_image"
+    help = help_text(
+        """
+        An image to build on. Its layers are kept verbatim below the image's own, its config's
+        `Env` and `Labels` merge with the image's (the image wins), and its `Entrypoint`, `Cmd`,
+        `WorkingDir` and `User` apply where the image sets none. Its layers count towards
+        `max_layers`.
+
+        Either a path in the repository (relative to this BUILD file, or `//`-rooted) to an OCI
+        layout directory, an OCI archive (such as another `nix_docker_image`'s `.tar`) or a
+        `docker save` archive, optionally pinned as `PATH@sha256:DIGEST`; or a registry image
+        pinned by digest, `docker://HOST/REPOSITORY[:TAG]@sha256:DIGEST`, pulled once and cached
+        by its digest (credentials and CAs as for `pants publish`).
+
+        Example: `base_image="docker://registry.example.com/base/debian@sha256:5d2a..."`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            try:
+                parse_base_image(value, address.spec_path)
+            except BaseImageError as e:
+                raise InvalidFieldException(f"The {cls.alias!r} field in target {address} has an invalid value {value!r}: {e}.")
+        return value
+
+
 class NixDockerImageTarget(Target):
     alias = "nix_docker_image"
     core_fields = (
         *COMMON_TARGET_FIELDS,
         NixImagePackagesField,
         NixImageDependenciesField,
+        NixImageBaseImageField,
+        NixImageForbiddenReferencesField,
+        NixImageMaxImageSizeField,
         NixImageEntrypointField,
         NixImageCmdField,
         NixImageEnvField,

@@ -1,14 +1,13 @@
-"""Issue #5 (first part): `pants publish` to a real registry, uploading only missing blobs."""
+"""Issue #5: `pants publish` to real registries, uploading only missing blobs, and failing clearly."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import DockerRegistry, Repo, layer_digests, manifest_digest
+from nix_docker_e2e.harness import DockerRegistry, FlakyProxy, Repo, TestCA, free_port, layer_digests, manifest_digest
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +21,10 @@ def registry(tmp_path_factory):
         yield reg
 
 
-def pulled_digest(registry: DockerRegistry, ref: str) -> str:
-    raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{registry.address}/{ref}"], capture_output=True, check=True).stdout
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
 def test_publish_then_pull_gives_the_same_digest(repo: Repo, registry: DockerRegistry) -> None:
     result = repo.pants(registry.pants_option(), "package", "publish", "examples/hello:image").assert_success()
     assert f"{registry.address}/hello:latest published" in result.stderr
-    assert pulled_digest(registry, "hello:latest") == manifest_digest(repo.root / "dist/examples.hello/image.tar")
+    assert registry.pulled_digest("hello:latest") == manifest_digest(repo.root / "dist/examples.hello/image.tar")
     # Three layers and the config; the manifest is not a blob.
     assert len(set(registry.uploaded_blobs())) == 4
 
@@ -59,7 +53,7 @@ def test_an_app_change_uploads_only_the_changed_layer_and_config(repo: Repo, reg
     changed_layers = set(layer_digests(archive)) - first
     assert len(changed_layers) == 1
     assert changed_layers <= new_uploads and len(new_uploads) == 2  # the top layer and the config
-    assert pulled_digest(registry, "python-app:latest") == manifest_digest(archive)
+    assert registry.pulled_digest("python-app:latest") == manifest_digest(archive)
 
 
 def test_skip_push_and_unknown_alias(repo: Repo, registry: DockerRegistry) -> None:
@@ -101,8 +95,86 @@ def test_tag_placeholders_are_rendered_and_published(repo: Repo, registry: Docke
     closure_tag = next(t for t in result.stderr.split() if t.startswith(f"{registry.address}/acme/hello:c-")).split(":")[-1]
     assert len(closure_tag) == len("c-") + 12
     archive = repo.root / "dist/testprojects.tags/image.tar"
-    assert pulled_digest(registry, f"acme/hello:{head}") == manifest_digest(archive)
+    assert registry.pulled_digest(f"acme/hello:{head}") == manifest_digest(archive)
     # A change to a tracked file makes the revision "dev".
     (repo.root / "testprojects/tags/BUILD").write_text((repo.root / "testprojects/tags/BUILD").read_text() + "# edited\n")
     dirty = repo.pants("package", "testprojects/tags:image").assert_success()
     assert "image acme/hello:dev," in dirty.stderr
+
+
+def test_tls_and_htpasswd_registry(repo: Repo, tmp_path: Path) -> None:
+    password = "s3cret-Pa55-for-the-test"
+    with DockerRegistry(tmp_path / "registry", tls=TestCA(tmp_path / "ca"), htpasswd=("ci", password)) as registry:
+        good = {"REGISTRY_AUTH_FILE": str(registry.write_auth_file(tmp_path / "auth.json"))}
+        wrong = {"REGISTRY_AUTH_FILE": str(registry.write_auth_file(tmp_path / "wrong.json", "not-the-password"))}
+
+        refused = repo.pants(registry.pants_option(), "package", "publish", "examples/hello:image", env=wrong)
+        assert refused.returncode != 0
+        said = refused.stdout + refused.stderr
+        assert f"Could not publish examples/hello:image to {registry.address}/hello:latest: {registry.address} refused the credentials" in said
+        assert f"skopeo login {registry.address}" in said
+        assert password not in said and "not-the-password" not in said
+        assert registry.pull_everything("hello:latest", tmp_path / "none").returncode != 0  # no tag was written
+
+        repo.pants(registry.pants_option(), "package", "publish", "examples/hello:image", env=good).assert_success()
+        assert registry.pulled_digest("hello:latest") == manifest_digest(repo.root / "dist/examples.hello/image.tar")
+        assert registry.pull_everything("hello:latest", tmp_path / "pulled").returncode == 0
+
+        # Without the test CA, TLS fails, and the message says how to trust it.
+        untrusted = f"--nix-docker-registries={{'test': {{'address': '{registry.address}', 'default': True}}}}"
+        result = repo.pants(untrusted, "publish", "examples/hello:image", env=good)
+        assert result.returncode != 0
+        assert f"the TLS certificate of {registry.address} is not trusted" in result.stderr and "cert_dir" in result.stderr
+
+
+def test_unreachable_registry(repo: Repo) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    option = f"--nix-docker-registries={{'test': {{'address': '{nowhere}', 'default': True, 'tls_verify': False}}}}"
+    result = repo.pants(option, "publish", "examples/hello:image")
+    assert result.returncode != 0
+    assert f"Could not publish examples/hello:image to {nowhere}/hello:latest: {nowhere} cannot be reached" in result.stderr
+    assert f"{nowhere}/hello:latest failed" in result.stderr
+
+
+def test_monorepo_uploads_each_shared_blob_once(repo: Repo, tmp_path: Path) -> None:
+    with DockerRegistry(tmp_path / "registry") as registry:
+        repo.pants(registry.pants_option(), "package", "publish", "examples/monorepo::").assert_success()
+        uploads = registry.uploaded_blobs()
+        twice = {d for d in uploads if uploads.count(d) > 1}
+        assert not twice, f"uploaded more than once: {twice}"
+        archives = sorted((repo.root / "dist/examples.monorepo").glob("*.tar"))
+        assert len(archives) == 10
+        blobs_per_image = [set(layer_digests(a)) for a in archives]
+        shared = set.intersection(*blobs_per_image)
+        assert len(shared) >= 10  # the Python closure and the root filesystem
+        # Every image got every shared blob, yet each was uploaded once: the others were mounted.
+        assert shared <= set(uploads) and shared <= set(registry.mounted_blobs())
+        for archive in archives:
+            name = archive.stem
+            assert registry.pulled_digest(f"monorepo/{name}:latest") == manifest_digest(archive)
+
+
+def test_a_failing_registry_never_leaves_a_tag_to_a_missing_blob(repo: Repo, tmp_path: Path) -> None:
+    target, archive = "examples/python-app:image", repo.root / "dist/examples.python-app/image.tar"
+    with DockerRegistry(tmp_path / "registry") as registry:
+        # First a connection cut 1 MiB into a layer upload (the 12 MB Python layer is in there),
+        # then a registry that answers 500 to its first two connections.
+        faults = [dict(drops=1, drop_after=1 << 20), dict(fail_with_500=(1, 2))]
+        for n, fault in enumerate(faults):
+            proxy = FlakyProxy(registry.address, **fault)
+            try:
+                flaky = repo.pants(registry.pants_option(proxy.address), "package", "publish", target)
+            finally:
+                proxy.close()
+            assert proxy.faults >= 1, f"no fault was injected by {fault}"
+            tag = registry.pull_everything("python-app:latest", tmp_path / f"after-fault-{n}")
+            if flaky.returncode == 0:
+                assert tag.returncode == 0, tag.stderr  # skopeo's retries got it through: complete
+            else:
+                # Failed: it says so, with what to do, and no tag names a missing blob.
+                assert "Could not publish examples/python-app:image" in flaky.stderr, flaky.stderr[-3000:]
+                assert tag.returncode == 0 or "manifest unknown" in tag.stderr, tag.stderr
+        # The next publish, without faults, completes the image.
+        repo.pants(registry.pants_option(), "package", "publish", target).assert_success()
+        assert registry.pull_everything("python-app:latest", tmp_path / "complete").returncode == 0
+        assert registry.pulled_digest("python-app:latest") == manifest_digest(archive)

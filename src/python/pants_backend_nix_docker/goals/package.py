@@ -15,6 +15,9 @@ from pants.util.logging import LogLevel
 from pants_backend_nix_docker.oci.customisation import Customisation
 from pants_backend_nix_docker.oci.image_json import ContainerConfig
 from pants_backend_nix_docker.target_types import (
+    NixImageBaseImageField,
+    NixImageForbiddenReferencesField,
+    NixImageMaxImageSizeField,
     NixImageAppDirField,
     NixImageBinShField,
     NixImageCaCertificatesField,
@@ -67,6 +70,9 @@ class NixDockerImageFieldSet(PackageFieldSet):
     output_path: NixImageOutputPathField
     output_format: NixImageOutputFormatField
     dependencies: NixImageDependenciesField
+    base_image: NixImageBaseImageField
+    forbidden_references: NixImageForbiddenReferencesField
+    max_image_size: NixImageMaxImageSizeField
     app_dir: NixImageAppDirField
     paths_to_link: NixImagePathsToLinkField
     users: NixImageUsersField
@@ -82,6 +88,9 @@ class NixDockerImageFieldSet(PackageFieldSet):
             address=self.address,
             packages=self.packages.value or (),
             dependencies=self.dependencies,
+            base_image=self.base_image.value,
+            forbidden_references=self.forbidden_references.value or (),
+            max_image_size=self.max_image_size.value,
             app_dir=self.app_dir.value,
             customisation=Customisation(
                 users=self.users.value,
@@ -133,10 +142,11 @@ _SOURCE_WORDS = {
 }
 
 
-def layer_provenance(layers: tuple[BuiltLayer, ...], run_id: RunId) -> str:
+def layer_provenance(layers: tuple[BuiltLayer, ...], run_id: RunId, base_layers: int = 0) -> str:
     """'1 built, 17 from the local cache': how this run obtained the image's layers."""
     counts = Counter(layer.metadata.source(run_id) for layer in layers if layer.metadata is not None)
-    return ", ".join(f"{counts[source]} {words}" for source, words in _SOURCE_WORDS.items() if counts[source])
+    said = [f"{counts[source]} {words}" for source, words in _SOURCE_WORDS.items() if counts[source]]
+    return ", ".join(said + ([f"{base_layers} from the base image"] if base_layers else []))
 
 
 @rule(desc="Packaging a Nix docker image", level=LogLevel.DEBUG)
@@ -151,12 +161,14 @@ async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: Ru
                 image.output_path,
                 extra_log_lines=(
                     f"    image {names}: {image.manifest_digest}",
-                    f"    {_human_size(image.size)} in {len(image.layers)} layers, "
-                    f"{len(image.closure_paths)} store paths; layers: {layer_provenance(image.layers, run_id)}",
+                    f"    {_human_size(image.size)} in {len(image.layers) + image.base_layers} layers, "
+                    f"{len(image.closure_paths)} store paths; layers: {layer_provenance(image.layers, run_id, image.base_layers)}",
                 ),
                 repository=request.repository,
                 tags=image.tags,
             ),
+            BuiltPackageArtifact(image.report_path),
+            BuiltPackageArtifact(image.sbom_path),
         ),
     )
 

@@ -1,11 +1,18 @@
 """`pants publish` for `nix_docker_image`: push each tag to each registry with skopeo.
 
-skopeo rather than our own client of the distribution API: it asks the registry for each blob
-before uploading it (so a republish, or a layer another image already pushed, costs a HEAD
-request), uploads layers in parallel with retries, pushes the manifest only after every blob is
-there (a failed push never leaves a tag naming a missing blob), and reads credentials from where
-users keep them (REGISTRY_AUTH_FILE, ~/.docker/config.json, podman's auth.json). Pushes run as
-InteractiveProcesses: never cached, locally or remotely, so no credential can reach a cache.
+skopeo rather than our own client of the distribution API, because it already does what we would
+write, tested against every registry:
+- it asks the registry for each blob before uploading it, so a republish, or a layer another
+  image pushed, costs a HEAD request;
+- it remembers where it uploaded each blob (its blob-info cache) and mounts it across
+  repositories (`POST ?mount=&from=`), so ten images of a monorepo upload a shared layer once;
+- it uploads layers in parallel with retries, and pushes the manifest only after every blob is
+  there: a failed push never leaves a tag naming a missing blob;
+- it reads credentials where users keep them (REGISTRY_AUTH_FILE, ~/.docker/config.json, podman's
+  auth.json, credential helpers) and trusts CAs the containers way (--cert-dir, certs.d).
+Our layer tool runs it and turns its failures into a sentence with a fix. Pushes are
+InteractiveProcesses: never cached, locally or remotely, and credentials are never in their argv
+or env (only the paths of the files that hold them are).
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from dataclasses import dataclass
 
 from pants.core.goals.publish import PublishFieldSet, PublishOutputData, PublishPackages, PublishProcesses, PublishRequest
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.process import InteractiveProcess
-from pants.engine.rules import Get, collect_rules, rule
+from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.engine.process import InteractiveProcess, Process, ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.option.errors import OptionsError
 
@@ -30,6 +38,7 @@ from pants_backend_nix_docker.target_types import (
     NixImageSkipPushField,
     NixImageTagsField,
 )
+from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.skopeo import SkopeoBinary
 
 # What skopeo needs from the user's environment to find credentials and its configuration.
@@ -56,7 +65,9 @@ class PublishNixImageFieldSet(PublishFieldSet):
 
 
 @rule(desc="Publishing a Nix image")
-async def publish_nix_image(request: PublishNixImageRequest, settings: NixDockerSubsystem, skopeo: SkopeoBinary) -> PublishProcesses:
+async def publish_nix_image(
+    request: PublishNixImageRequest, settings: NixDockerSubsystem, skopeo: SkopeoBinary, tool: LayerToolPex
+) -> PublishProcesses:
     fs = request.field_set
     built = request.packages[0].artifacts[0]
     assert isinstance(built, BuiltNixImage)
@@ -83,7 +94,7 @@ async def publish_nix_image(request: PublishNixImageRequest, settings: NixDocker
     relpath = built.relpath
     transport = "oci-archive" if fs.output_format.value == "archive" else "oci"
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV))
-    jobs = []
+    pushes, jobs = [], []
     for registry in registries:
         refs = tuple(f"{registry.address}/{repository}:{tag}" for tag in tags)
         if registry.skip_push:
@@ -93,8 +104,28 @@ async def publish_nix_image(request: PublishNixImageRequest, settings: NixDocker
             argv = [skopeo.path, "copy", "--retry-times", "3", "--preserve-digests"]
             if not registry.tls_verify:
                 argv.append("--dest-tls-verify=false")
+            if registry.cert_dir:
+                argv.append(f"--dest-cert-dir={registry.cert_dir}")
             argv += [f"{transport}:{relpath}:{tag}", f"docker://{ref}"]
-            jobs.append(PublishPackages(names=(ref,), process=InteractiveProcess(argv, env=env, input_digest=package.digest)))
+            pushes.append((ref, argv))
+    processes = await MultiGet(
+        Get(
+            Process,
+            VenvPexProcess(
+                tool.pex,
+                argv=("push", "--registry", ref.split("/", 1)[0], "--what", f"{fs.address} to {ref}", "--", *argv),
+                input_digest=package.digest,
+                extra_env=env,
+                description=f"Pushing {ref}",
+                # Never run as a Process: it becomes an InteractiveProcess below, which no cache
+                # ever stores. The scope only keeps the Process itself out of the caches.
+                cache_scope=ProcessCacheScope.PER_SESSION,
+            ),
+        )
+        for ref, argv in pushes
+    )
+    for (ref, _), process in zip(pushes, processes):
+        jobs.append(PublishPackages(names=(ref,), process=InteractiveProcess.from_process(process)))
     return PublishProcesses(jobs)
 
 

@@ -1,4 +1,4 @@
-"""`pants run` for `nix_docker_image`: load the built archive into podman and run it.
+"""`pants run` for `nix_docker_image`: load the built archive into podman or docker, and run it.
 
 Arguments after `--` go to the image's entrypoint, as with `podman run IMAGE ARGS...`.
 """
@@ -10,20 +10,47 @@ from dataclasses import dataclass
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.util_rules.system_binaries import BashBinary, BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.option.errors import OptionsError
+from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.goals.package import NixDockerImageFieldSet
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
-from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
+from pants_backend_nix_docker.subsystems.nix_docker import ImageRuntime, NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
 
-# podman needs to know who runs it and where its storage and configuration live.
-_PASSED_ENV = ("HOME", "PATH", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF")
+# The engines need to know who runs them and where their storage and configuration live.
+_PASSED_ENV = (
+    "HOME", "PATH", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
+    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT",
+)
 
-# Load the archive, then replace the shell with `podman run`, so signals reach podman directly.
-_LOAD_AND_RUN = 'set -e; "$1" load -q -i "$2" >/dev/null; podman="$1"; image="$3"; shift 3; exec "$podman" run "$@"'
+# Load the archive, then replace the shell with `ENGINE run`, so signals reach the engine directly.
+_LOAD_AND_RUN = 'set -e; "$1" load -q -i "$2" >/dev/null; engine="$1"; image="$3"; shift 3; exec "$engine" run "$@"'
+
+
+
+def choose_runtime(setting: str, podman: str | None, docker: str | None, docker_answers: bool) -> tuple[str, str]:
+    """(engine name, path to it) for `pants run`, or an error saying what to install or set."""
+    if setting == "docker" or (setting == "auto" and docker and docker_answers):
+        if not docker:
+            raise OptionsError("[nix-docker].runtime is 'docker', but `docker` is not on [nix].executable_search_paths. Install it, or set runtime to 'podman' or 'auto'.")
+        return "docker", docker
+    if podman:
+        return "podman", podman
+    wanted = "podman" if setting == "podman" else "podman (or docker with a running daemon)"
+    raise OptionsError(
+        f"`pants run` loads the image into {wanted}, and none was found on [nix].executable_search_paths"
+        + (" (docker is there, but its daemon does not answer)" if docker else "")
+        + ". Install podman (on Debian, `./pants` does: `apt-get install podman`)."
+    )
+
+
+def image_name(engine: str, repository: str, tag: str) -> str:
+    """What the engine calls the loaded image: podman puts unqualified names under localhost/."""
+    return f"localhost/{repository}:{tag}" if engine == "podman" else f"{repository}:{tag}"
 
 
 @dataclass(frozen=True)
@@ -31,32 +58,41 @@ class NixDockerImageRunFieldSet(NixDockerImageFieldSet, RunFieldSet):
     run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
 
 
-@rule(desc="Preparing to run a Nix image with podman")
+@rule(desc="Preparing to run a Nix image")
 async def run_nix_image(
     field_set: NixDockerImageRunFieldSet, settings: NixDockerSubsystem, nix: NixSubsystem.EnvironmentAware, bash: BashBinary
 ) -> RunRequest:
     if field_set.output_format.value != "archive":
         raise InvalidFieldException(
             f"The {field_set.output_format.alias!r} field in target {field_set.address} is 'layout', but "
-            "`pants run` loads an archive into podman. Leave `output_format` out (or set 'archive') to run it."
+            "`pants run` loads an archive into podman or docker. Leave `output_format` out (or set 'archive') to run it."
         )
-    podman = await Get(
-        BinaryPaths, BinaryPathRequest(binary_name="podman", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"]))
-    )
-    if podman.first_path is None:
-        raise OptionsError(
-            f"`pants run {field_set.address}` loads the image into podman, which is not on "
-            "[nix].executable_search_paths. Install it (on Debian, `./pants` does: `apt-get install podman`)."
-        )
-    built, env = await MultiGet(
-        Get(NixImage, NixImageRequest, field_set.image_request()),
+    podman, docker, env = await MultiGet(
+        Get(BinaryPaths, BinaryPathRequest(binary_name="podman", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"]))),
+        Get(BinaryPaths, BinaryPathRequest(binary_name="docker", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"]))),
         Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV)),
     )
-    image = f"localhost/{field_set.repository.value_or_default(field_set.address)}:{built.tags[0]}"
-    archive = built.output_path
+    docker_path = docker.first_path.path if docker.first_path else None
+    docker_answers = False
+    if docker_path and settings.runtime == ImageRuntime.auto:
+        answer = await Get(
+            FallibleProcessResult,
+            Process(
+                (docker_path, "version", "--format", "{{.Server.Version}}"),
+                env=env,
+                description="Asking whether a docker daemon answers",
+                level=LogLevel.DEBUG,
+                # Whether a daemon runs is a fact about now: never kept beyond this run.
+                cache_scope=ProcessCacheScope.PER_SESSION,
+            ),
+        )
+        docker_answers = answer.exit_code == 0
+    engine, engine_path = choose_runtime(settings.runtime.value, podman.first_path.path if podman.first_path else None, docker_path, docker_answers)
+    built = await Get(NixImage, NixImageRequest, field_set.image_request())
+    image = image_name(engine, field_set.repository.value_or_default(field_set.address), built.tags[0])
     return RunRequest(
         digest=built.digest,
-        args=(bash.path, "-c", _LOAD_AND_RUN, "pants-run", podman.first_path.path, "{chroot}/" + archive, image, *settings.run_args, image),
+        args=(bash.path, "-c", _LOAD_AND_RUN, "pants-run", engine_path, "{chroot}/" + built.output_path, image, *settings.run_args, image),
         extra_env=env,
     )
 

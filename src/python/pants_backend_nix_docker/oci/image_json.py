@@ -16,6 +16,11 @@ MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
+ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
+ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
+# The SPDX document written next to the image: its digest, so the image names its own SBOM.
+ANNOTATION_SBOM_DIGEST = "dev.pants-nix-docker.sbom.digest"
+ANNOTATION_SBOM_MEDIA_TYPE = "dev.pants-nix-docker.sbom.mediatype"
 # What `docker load` of an OCI layout reads to name the image it loads.
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
@@ -54,7 +59,7 @@ class LayerInfo:
 
     descriptor: Descriptor
     diff_id: str
-    created_by: str  # a history line: what the layer holds
+    created_by: str | None  # a history line: what the layer holds; None for a base image's layer
 
 
 @dataclass(frozen=True)
@@ -98,18 +103,21 @@ class ContainerConfig:
 
 
 def image_config(
-    layers: Sequence[LayerInfo], container: ContainerConfig, created: str
+    layers: Sequence[LayerInfo], container: ContainerConfig, created: str, base_history: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, Any]:
+    """The config; a base image's history comes first, verbatim, as its layers do."""
+    own_history = [
+        {"created": created, "created_by": layer.created_by, "comment": "pants-nix-docker"}
+        for layer in layers
+        if layer.created_by is not None
+    ]
     return {
         "architecture": "amd64",
         "os": "linux",
         "created": created,
         "config": container.to_json(),
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
-        "history": [
-            {"created": created, "created_by": layer.created_by, "comment": "pants-nix-docker"}
-            for layer in layers
-        ],
+        "history": [*(dict(h) for h in base_history), *own_history],
     }
 
 
@@ -174,8 +182,9 @@ def image_files(
     repository: str,
     tags: Sequence[str],
     annotations: Mapping[str, str] | None = None,
+    base_history: Sequence[Mapping[str, Any]] = (),
 ) -> ImageFiles:
-    config_bytes = canonical_json(image_config(layers, container, created))
+    config_bytes = canonical_json(image_config(layers, container, created, base_history))
     config = Descriptor(MEDIA_TYPE_CONFIG, sha256_digest(config_bytes), len(config_bytes))
     manifest_bytes = canonical_json(image_manifest(config, layers, annotations or {}))
     manifest = Descriptor(MEDIA_TYPE_MANIFEST, sha256_digest(manifest_bytes), len(manifest_bytes))

@@ -17,6 +17,10 @@ class Registry:
     default: bool = False
     skip_push: bool = False
     tls_verify: bool = True
+    cert_dir: str | None = None  # a directory of *.crt CAs to trust (and client certs), as skopeo's --cert-dir
+
+
+_KEYS = ("address", "default", "skip_push", "tls_verify", "cert_dir")
 
 
 def parse_registries(option: Mapping[str, Any]) -> dict[str, Registry]:
@@ -24,10 +28,20 @@ def parse_registries(option: Mapping[str, Any]) -> dict[str, Registry]:
     for alias, entry in option.items():
         if not isinstance(entry, Mapping) or not isinstance(entry.get("address"), str):
             raise RegistryError(f"[nix-docker].registries: {alias!r} needs an `address`, e.g. {{\"address\": \"registry.example.com:5000\"}}")
-        unknown = set(entry) - {"address", "default", "skip_push", "tls_verify"}
+        unknown = set(entry) - set(_KEYS)
         if unknown:
-            raise RegistryError(f"[nix-docker].registries: {alias!r} has unknown keys {sorted(unknown)}")
-        registries[alias] = Registry(alias, entry["address"], bool(entry.get("default", False)), bool(entry.get("skip_push", False)), bool(entry.get("tls_verify", True)))
+            raise RegistryError(f"[nix-docker].registries: {alias!r} has unknown keys {sorted(unknown)} (valid: {', '.join(_KEYS)})")
+        cert_dir = entry.get("cert_dir")
+        if cert_dir is not None and not isinstance(cert_dir, str):
+            raise RegistryError(f"[nix-docker].registries: {alias!r} has `cert_dir` {cert_dir!r}; it must be a directory path")
+        registries[alias] = Registry(
+            alias,
+            entry["address"],
+            bool(entry.get("default", False)),
+            bool(entry.get("skip_push", False)),
+            bool(entry.get("tls_verify", True)),
+            cert_dir,
+        )
     return registries
 
 
@@ -46,3 +60,53 @@ def registries_for(field: Sequence[str] | None, configured: Mapping[str, Registr
         else:
             chosen.append(by_address.get(entry, Registry(None, entry)))
     return chosen
+
+
+def registry_for_host(host: str, configured: Mapping[str, Registry]) -> Registry:
+    """How to reach the registry at `host` (e.g. to pull a base image): its configured entry, if any."""
+    for registry in configured.values():
+        if registry.address == host or registry.address.split("/", 1)[0] == host:
+            return registry
+    return Registry(None, host)
+
+
+# What skopeo (containers/image) says, and what it means for someone running `pants publish`.
+# Checked in order: a TLS failure also mentions the registry, a refused login also names a blob.
+_FAILURES = (
+    (
+        ("http: server gave http response to https client",),
+        "the registry at {address} speaks plain HTTP",
+        "if that is intended (a registry on localhost), set `tls_verify = false` for it in [nix-docker].registries",
+    ),
+    (
+        ("x509:", "tls: ", "certificate"),
+        "the TLS certificate of {address} is not trusted",
+        "set `cert_dir` for it in [nix-docker].registries to a directory holding its CA as ca.crt, or put the CA in "
+        "/etc/containers/certs.d/{address}/ca.crt",
+    ),
+    (
+        ("unauthorized", "authentication required", "denied", "403 forbidden"),
+        "{address} refused the credentials (or none were found for it)",
+        "log in with `skopeo login {address}` (or `podman login`, `docker login`), or point REGISTRY_AUTH_FILE at an "
+        "auth.json that has an entry for {address}",
+    ),
+    (
+        ("connection refused", "no such host", "i/o timeout", "no route to host", "network is unreachable", "connection reset"),
+        "{address} cannot be reached",
+        "check the address in `registries` or [nix-docker].registries, and that the registry is up",
+    ),
+    (
+        ("unexpected http status: 5", "500 internal server error", "502 bad gateway", "503 service unavailable", "unexpected eof", "broken pipe"),
+        "{address} failed during the push",
+        "run `pants publish` again: blobs that arrived are kept, and no tag was written, since the manifest goes last",
+    ),
+)
+
+
+def explain_failure(message: str, address: str) -> tuple[str, str] | None:
+    """(what went wrong, how to fix it) for a skopeo error message, or None when it is unknown."""
+    lowered = message.lower()
+    for needles, what, fix in _FAILURES:
+        if any(needle in lowered for needle in needles):
+            return what.format(address=address), fix.format(address=address)
+    return None

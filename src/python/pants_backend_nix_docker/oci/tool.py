@@ -8,6 +8,13 @@
         a spec that cannot be built exits 2 with "FIELD<tab>message" on stderr
     tool archive --layout DIR [--layout DIR...] --output image.tar
         writes the OCI layout that the DIRs make together as one deterministic tar
+    tool base --input PATH [--pin sha256:...] --output DIR
+        reads a base image (OCI layout, OCI archive or docker archive), checks every layer against
+        its digest, writes the layers to DIR/blobs/sha256/ and what the image is to DIR/base.json;
+        an unusable image exits 2 with the reason on stderr
+    tool push --registry HOST --what TEXT -- SKOPEO ARGS...
+        runs skopeo (its output passes through) and, when it fails, says in plain words what
+        went wrong and how to fix it
 
 Only the standard library, the pinned compressors and the sibling modules are imported: this
 runs from a PEX, outside Pants.
@@ -19,10 +26,14 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
+import subprocess
 import sys
 from typing import Iterable, Iterator, Sequence
 
+from pants_backend_nix_docker.oci.base_image import BaseImageError, copy_layers, read_base_image
 from pants_backend_nix_docker.oci.compression import COMPRESSIONS, HashingCompressor
+from pants_backend_nix_docker.oci.registries import explain_failure
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
 from pants_backend_nix_docker.oci.tarball import (
     DIRECTORY,
@@ -70,6 +81,33 @@ def build_archive(layouts: Sequence[str], output: str) -> None:
         write_tar(layout_entries([os.fsencode(layout) for layout in layouts]), out.write)
 
 
+def read_base(path: str, pin: str | None, out_dir: str) -> None:
+    scratch = os.path.join(out_dir, ".unpacked")
+    info, paths = read_base_image(path, pin, scratch)
+    copy_layers(info, paths, out_dir, move=not os.path.isdir(path))
+    shutil.rmtree(scratch, ignore_errors=True)
+    with open(os.path.join(out_dir, "base.json"), "w") as f:
+        json.dump(info.to_json(), f, sort_keys=True)
+
+
+def push(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
+    proc = subprocess.Popen(list(skopeo_argv), stderr=subprocess.PIPE, text=True, errors="replace")
+    assert proc.stderr is not None
+    said = []
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        said.append(line)
+    code = proc.wait()
+    if code != 0:
+        explained = explain_failure("".join(said), registry)
+        if explained:
+            problem, fix = explained
+            print(f"\nCould not publish {what}: {problem}. Fix: {fix}.", file=sys.stderr)
+        else:
+            print(f"\nCould not publish {what}: skopeo failed with exit code {code} (its message is above).", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nix-docker-layer-tool")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,7 +124,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     archive = commands.add_parser("archive", help="write an OCI layout directory as one tar")
     archive.add_argument("--layout", action="append", required=True)
     archive.add_argument("--output", required=True)
+    base = commands.add_parser("base", help="read a base image's layers and config")
+    base.add_argument("--input", required=True)
+    base.add_argument("--pin")
+    base.add_argument("--output", required=True)
+    push_parser = commands.add_parser("push", help="run skopeo copy; explain a failure")
+    push_parser.add_argument("--registry", required=True)
+    push_parser.add_argument("--what", required=True)
+    push_parser.add_argument("skopeo_argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "push":
+        skopeo_argv = args.skopeo_argv[1:] if args.skopeo_argv[:1] == ["--"] else args.skopeo_argv
+        return push(args.registry, args.what, skopeo_argv)
 
     try:
         if args.command == "layers":
@@ -97,10 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 spec = RootfsSpec.from_json(json.load(f))
             entries = tar_entries(rootfs_nodes(spec))
             json.dump(write_blob(entries, args.compression, args.level, args.out_dir), sys.stdout, sort_keys=True)
+        elif args.command == "base":
+            read_base(args.input, args.pin, args.output)
         else:
             build_archive(args.layout, args.output)
     except RootfsError as e:
         print(f"{e.field}\t{e}", file=sys.stderr)
+        return 2
+    except BaseImageError as e:
+        print(str(e), file=sys.stderr)
         return 2
     except (TarError, OSError) as e:
         print(f"nix-docker-layer-tool: {e}", file=sys.stderr)

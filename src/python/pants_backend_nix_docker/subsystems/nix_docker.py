@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pants.option.errors import OptionsError
 from typing import Any
 
+from pants.option.errors import OptionsError
 from pants.option.option_types import DictOption, EnumOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
@@ -20,6 +20,12 @@ class LayerCompression(Enum):
 class LayeringStrategy(Enum):
     popularity = layering.POPULARITY
     size_aware = layering.SIZE_AWARE
+
+
+class ImageRuntime(Enum):
+    auto = "auto"
+    podman = "podman"
+    docker = "docker"
 
 
 class NixDockerSubsystem(Subsystem):
@@ -91,8 +97,21 @@ class NixDockerSubsystem(Subsystem):
             `{"ci": {"address": "registry.example.com:5000", "default": true}}`. Keys of an entry:
             `address` (host[:port], required), `default` (used by images that name no
             registries), `skip_push` (never push there), `tls_verify` (default true; false for a
-            plain-HTTP registry on localhost). Credentials are skopeo's: `REGISTRY_AUTH_FILE`,
-            `~/.docker/config.json` or podman's `auth.json`; they never pass through Pants.
+            plain-HTTP registry on localhost), `cert_dir` (a directory whose `*.crt` files are CAs
+            to trust for this registry, like skopeo's `--cert-dir`; without it the system's CAs
+            and `/etc/containers/certs.d/HOST:PORT/` apply). Base images pulled from a registry
+            use the entry whose address matches their host. Credentials are skopeo's:
+            `REGISTRY_AUTH_FILE`, `~/.docker/config.json` or podman's `auth.json`; they never pass
+            through Pants.
+            """
+        ),
+    )
+    runtime = EnumOption(
+        default=ImageRuntime.auto,
+        help=softwrap(
+            """
+            The engine `pants run` loads images into: `auto` (docker when a docker daemon
+            answers, else podman), `podman` or `docker`.
             """
         ),
     )
@@ -100,9 +119,9 @@ class NixDockerSubsystem(Subsystem):
         default=["--rm"],
         help=softwrap(
             """
-            Arguments of `podman run` for `pants run`, before the image name (arguments after
-            `--` go to the image). Hosts without cgroup-aware runtimes or bridge networking need
-            more, e.g. `["--rm", "--runtime=runc", "--network=host"]`.
+            Arguments of `podman run` (or `docker run`) for `pants run`, before the image name
+            (arguments after `--` go to the image). Hosts without cgroup-aware runtimes or bridge
+            networking need more, e.g. `["--rm", "--runtime=runc", "--network=host"]`.
             """
         ),
     )

@@ -16,6 +16,7 @@ from pants.engine.target import InvalidFieldException
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from pants_backend_nix_docker.nix import report as report_lib
 from pants_backend_nix_docker.nix.closure import Closure
 from pants_backend_nix_docker.nix.installables import (
     PackageRefError,
@@ -24,10 +25,23 @@ from pants_backend_nix_docker.nix.installables import (
     substitute_package_refs,
 )
 from pants_backend_nix_docker.oci import layering
+from pants_backend_nix_docker.oci.base_image import merge_config
 from pants_backend_nix_docker.oci import tags as tags_lib
 from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
-from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, canonical_json, image_files
+from pants_backend_nix_docker.oci.image_json import (
+    ANNOTATION_BASE_DIGEST,
+    ANNOTATION_BASE_NAME,
+    ANNOTATION_SBOM_DIGEST,
+    ANNOTATION_SBOM_MEDIA_TYPE,
+    ContainerConfig,
+    blob_path,
+    sha256_digest,
+    Descriptor,
+    LayerInfo,
+    canonical_json,
+    image_files,
+)
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
@@ -35,11 +49,15 @@ from pants_backend_nix_docker.target_types import (
     NixImageDependenciesField,
     NixImageEntrypointField,
     NixImageEnvField,
+    NixImageForbiddenReferencesField,
+    NixImageMaxImageSizeField,
+    NixImageMaxLayersField,
     NixImageTagsField,
     NixImageWorkingDirField,
 )
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
+from pants_backend_nix_docker.util_rules.base_image import BaseImage, BaseImageRequest
 from pants_backend_nix_docker.util_rules.git import GitRevision
 from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerBatch, StoreLayerBatchRequest
 from pants_backend_nix_docker.util_rules.nix import ClosureRequest, RealisedInstallable, RealiseRequest
@@ -55,6 +73,9 @@ class NixImageRequest:
     address: Address
     packages: tuple[str, ...]
     dependencies: NixImageDependenciesField
+    base_image: str | None
+    forbidden_references: tuple[str, ...]
+    max_image_size: int | None
     app_dir: str
     customisation: Customisation
     container: ContainerConfig
@@ -74,9 +95,12 @@ class NixImage:
     manifest_digest: str
     config_digest: str
     size: int
-    layers: tuple[BuiltLayer, ...]
+    layers: tuple[BuiltLayer, ...]  # the image's own, bottom to top
+    base_layers: int  # how many layers of a base image lie below them
     closure_paths: tuple[str, ...]
     tags: tuple[str, ...]  # image_tags with their placeholders filled in
+    report_path: str  # the JSON report next to the image (in `digest`)
+    sbom_path: str  # the SPDX document next to the image (in `digest`)
 
 
 def _substitute_config(address: Address, container: ContainerConfig, table: Mapping[str, str | None]) -> ContainerConfig:
@@ -136,6 +160,28 @@ async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest
     return archive.output_digest
 
 
+def _check_forbidden(request: NixImageRequest, closure: Closure, roots: tuple[str, ...]) -> None:
+    found = report_lib.forbidden_paths(closure, roots, request.forbidden_references)
+    if found:
+        lines = [f"  {path} matches {pattern!r}, pulled in by: {report_lib.format_chain(chain)}" for pattern, path, chain in found]
+        raise InvalidFieldException(
+            f"The image of target {request.address} contains store paths its {NixImageForbiddenReferencesField.alias!r} "
+            f"field forbids:\n" + "\n".join(lines) + "\nDrop the package (or the reference) that pulls them in, "
+            "or remove the pattern from `forbidden_references`."
+        )
+
+
+def _check_size(request: NixImageRequest, report: Mapping) -> None:
+    size = report["image"]["size"]
+    if request.max_image_size is not None and size > request.max_image_size:
+        lines = "\n".join(f"  {line}" for line in report_lib.largest_contributors(report))
+        raise InvalidFieldException(
+            f"The image of target {request.address} is {report_lib.human_size(size)} ({size} bytes), over its "
+            f"{NixImageMaxImageSizeField.alias!r} of {report_lib.human_size(request.max_image_size)} ({request.max_image_size} bytes). "
+            f"The largest contributors:\n{lines}\nMake the closure smaller, or raise `max_image_size`."
+        )
+
+
 async def _render_tags(request: NixImageRequest, closure: Closure) -> tuple[str, ...]:
     values = {"closure_hash": tags_lib.closure_hash(closure.paths), "repository": tags_lib.repository_value(request.repository), "git_revision": ""}
     if any("git_revision" in tags_lib.placeholders_in(t) for t in request.tags):
@@ -156,10 +202,12 @@ async def _render_tags(request: NixImageRequest, closure: Closure) -> tuple[str,
 async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem, tool: LayerToolPex) -> NixImage:
     settings.validate()
     address, custom = request.address, request.customisation
-    try:
-        check_user(request.container.user, custom)
-    except RootfsError as e:
-        raise _field_error(address, e, request.container.user)
+    if request.base_image is None:
+        # With a base image, the user may come from the base's /etc/passwd.
+        try:
+            check_user(request.container.user, custom)
+        except RootfsError as e:
+            raise _field_error(address, e, request.container.user)
 
     installables = [parse_installable(raw, address.spec_path) for raw in request.packages]
     # Relative flake references resolve against the BUILD file's directory; the option's
@@ -168,18 +216,23 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     cacert = parse_installable(settings.cacert_package, "") if custom.ca_certificates else None
     if cacert:
         to_realise.append((cacert, ""))
-    *realised, artifacts = await MultiGet(
+    *realised, artifacts, base = await MultiGet(
         *(Get(RealisedInstallable, RealiseRequest(installable, spec_path, address)) for installable, spec_path in to_realise),
         Get(ImageArtifacts, ImageArtifactsRequest(address, request.dependencies, request.app_dir)),
+        Get(BaseImage, BaseImageRequest(address, request.base_image)),
     )
+    base_info = base.info
     roots = tuple(path for r in realised for path in r.outputs)
     closure = await Get(Closure, ClosureRequest(roots, address))
+    _check_forbidden(request, closure, roots)
     container = _substitute_config(address, request.container, package_ref_table([(r.installable, r.outputs) for r in realised]))
 
     package_roots = [r.outputs[0] for r in realised[: len(installables)]]
     cacert_root = realised[-1].outputs[0] if cacert else None
     if cacert_root and not any(k == "SSL_CERT_FILE" for k, _ in container.env):
         container = dataclasses.replace(container, env=(*container.env, ("SSL_CERT_FILE", cacert_root + CA_BUNDLE)))
+    if base_info:
+        container = merge_config(base_info.config, container)
     try:
         rootfs_spec = customisation_spec(custom, package_roots, cacert_root)
     except RootfsError as e:
@@ -196,7 +249,17 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         top_requests.append(RootfsLayerRequest(address, canonical_json(app_spec.to_json()), artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"))
 
     strategy = request.layering or settings.layering.value
-    plan = layering.plan_store_layers(closure, request.max_layers - len(top_requests), strategy)
+    base_layer_infos = [
+        LayerInfo(Descriptor(layer.media_type, layer.digest, layer.size), layer.diff_id, None) for layer in (base_info.layers if base_info else ())
+    ]
+    budget = request.max_layers - len(top_requests) - len(base_layer_infos)
+    if budget < 1:
+        raise InvalidFieldException(
+            f"The {NixImageMaxLayersField.alias!r} field in target {address} is {request.max_layers}, but the base image has "
+            f"{len(base_layer_infos)} layers and the image needs {len(top_requests)} of its own plus at least one for its store "
+            f"paths. Set `max_layers` to at least {len(base_layer_infos) + len(top_requests) + 1}."
+        )
+    plan = layering.plan_store_layers(closure, budget, strategy)
     sizes = {path: info.nar_size for path, info in closure.paths.items()}
     batches = layering.batch_layers(plan, sizes, settings.layer_buckets, settings.layer_alone_above)
     built_batches = await MultiGet(
@@ -205,25 +268,69 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     top_layers = await MultiGet(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests)
     by_paths = {layer.store_paths: layer for batch in built_batches for layer in batch.layers}
     layers = (*(by_paths[tuple(sorted(paths))] for paths in plan), *top_layers)
-    layer_infos = [
+    layer_infos = base_layer_infos + [
         LayerInfo(Descriptor(MEDIA_TYPES[compression], layer.stats.digest, layer.stats.size), layer.stats.diff_id, layer.created_by)
         for layer in layers
     ]
     tags = await _render_tags(request, closure)
-    files = image_files(layer_infos, container, _created(request.created), request.repository, tags)
+    sbom = canonical_json(
+        report_lib.spdx_document(
+            name=f"{request.repository} ({address})",
+            namespace=f"https://pants-nix-docker.invalid/spdx/{request.repository}/{tags_lib.closure_hash(closure.paths)}",
+            created=_created(request.created),
+            closure=closure,
+            roots=roots,
+        )
+    )
+    # The image says which SBOM describes it; the SBOM sits next to it in dist/.
+    annotations = {ANNOTATION_SBOM_DIGEST: sha256_digest(sbom), ANNOTATION_SBOM_MEDIA_TYPE: "application/spdx+json"}
+    if base_info:
+        annotations[ANNOTATION_BASE_DIGEST] = base_info.manifest_digest
+        if base.name:
+            annotations[ANNOTATION_BASE_NAME] = base.name
+    files = image_files(
+        layer_infos,
+        container,
+        _created(request.created),
+        request.repository,
+        tags,
+        annotations=annotations,
+        base_history=base_info.history if base_info else (),
+    )
     # Store layers are the bulk and are shared by many images, so they stay one digest: a layout
     # is made of them directly, an archive process gets them as an immutable input.
     store_blobs, own_files = await MultiGet(
-        Get(Digest, MergeDigests(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)),
+        Get(Digest, MergeDigests([base.blobs, *(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)])),
         Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items())),
     )
-    own = await Get(Digest, MergeDigests([own_files, *(layer.blob for layer in top_layers)]))
+    report = report_lib.image_report(
+        address=str(address),
+        repository=request.repository,
+        tags=tags,
+        manifest_digest=files.manifest_digest,
+        config_size=len(files.files[blob_path(files.config_digest)]),
+        manifest_size=len(files.files[blob_path(files.manifest_digest)]),
+        layers=[
+            *(report_lib.ReportLayer(l.descriptor.digest, l.descriptor.size, None, "base image layer") for l in base_layer_infos),
+            *(report_lib.ReportLayer(l.stats.digest, l.stats.size, l.stats.uncompressed_size, l.created_by, l.store_paths) for l in layers),
+        ],
+        closure=closure,
+        roots=roots,
+    )
+    _check_size(request, report)
+    stem = request.output_path[: -len(".tar")] if request.output_path.endswith(".tar") else request.output_path
+    report_path, sbom_path = f"{stem}.report.json", f"{stem}.spdx.json"
+    own, side_files = await MultiGet(
+        Get(Digest, MergeDigests([own_files, *(layer.blob for layer in top_layers)])),
+        Get(Digest, CreateDigest([FileContent(report_path, canonical_json(report)), FileContent(sbom_path, sbom)])),
+    )
     if request.output_format == "layout":
         # Every blob is already a file in Pants' store: the layout is made of them, not copies.
         layout_dir = await Get(Digest, MergeDigests([own, store_blobs]))
         digest = await Get(Digest, AddPrefix(layout_dir, request.output_path))
     else:
         digest = await _write_archive(tool, await Get(Digest, AddPrefix(own, "layout")), store_blobs, request.output_path)
+    digest = await Get(Digest, MergeDigests([digest, side_files]))
     return NixImage(
         digest=digest,
         output_path=request.output_path,
@@ -231,8 +338,11 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         config_digest=files.config_digest,
         size=files.total_size,
         layers=tuple(layers),
+        base_layers=len(base_layer_infos),
         closure_paths=tuple(sorted(closure.paths)),
         tags=tags,
+        report_path=report_path,
+        sbom_path=sbom_path,
     )
 
 

@@ -16,7 +16,10 @@ _PACKAGE = "pants_backend_nix_docker"
 _TOOL_MODULES = (
     "__init__.py",
     "oci/__init__.py",
+    "oci/base_image.py",
     "oci/compression.py",
+    "oci/image_json.py",
+    "oci/registries.py",
     "oci/rootfs.py",
     "oci/tarball.py",
     "oci/tool.py",

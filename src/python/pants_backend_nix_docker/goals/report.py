@@ -1,0 +1,83 @@
+"""`pants nix-image-report`: what is in an image, by size, and why each store path is there.
+
+    pants nix-image-report examples/python-app:image
+    pants nix-image-report --why='*-gcc-*' examples/python-app:image
+
+It builds the images as `package` would (every step cached) and prints the report written next
+to each in `dist/`: layers, the largest store paths with the chain that pulls each in, totals.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pants.engine.console import Console
+from pants.engine.fs import Digest, DigestContents, DigestSubset, PathGlobs
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
+from pants.engine.target import Targets
+from pants.option.option_types import IntOption, StrOption
+from pants.util.strutil import softwrap
+
+from pants_backend_nix_docker.goals.package import NixDockerImageFieldSet
+from pants_backend_nix_docker.nix import report as report_lib
+from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
+
+
+class NixImageReportSubsystem(GoalSubsystem):
+    name = "nix-image-report"
+    help = "Show what is in `nix_docker_image`s: layers, the largest store paths and why they are there."
+
+    why = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            Instead of the report, show every store path whose name matches this shell pattern
+            (e.g. `'*-gcc-*'`, `'python3-*'`, or a `/nix/store/...` path) with the reference chain
+            from an image root that pulls it in, like `nix why-depends` across the whole image.
+            """
+        ),
+    )
+    largest = IntOption(default=10, help="How many of the largest store paths to list.")
+    width = IntOption(default=100, help="The widest a line may be; longer ones are cut.")
+
+
+class NixImageReport(Goal):
+    subsystem_cls = NixImageReportSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+def render_why(report: dict, pattern: str, width: int) -> str:
+    hits = sorted(
+        ((path, info) for path, info in report["store_paths"].items() if report_lib.matches(pattern, path)),
+        key=lambda item: (-item[1]["nar_size"], item[0]),
+    )
+    if not hits:
+        return f"{report['address']}: no store path matches {pattern!r} ({len(report['store_paths'])} paths in the image)"
+    lines = [f"{report['address']}: {len(hits)} store path(s) match {pattern!r}"]
+    for path, info in hits:
+        layer = f"layer {info['layer']}" if info["layer"] is not None else "no layer"
+        lines.append(f"  {path} ({report_lib.human_size(info['nar_size'])}, {layer})")
+        for depth, step in enumerate(info["chain"]):
+            lines.append(report_lib.cut(f"    {'  ' * depth}{'-> ' if depth else ''}{step}", width))
+    return "\n".join(lines)
+
+
+@goal_rule
+async def nix_image_report(console: Console, subsystem: NixImageReportSubsystem, targets: Targets) -> NixImageReport:
+    field_sets = [NixDockerImageFieldSet.create(t) for t in targets if NixDockerImageFieldSet.is_applicable(t)]
+    images = await MultiGet(Get(NixImage, NixImageRequest, fs.image_request()) for fs in field_sets)
+    subsets = await MultiGet(Get(Digest, DigestSubset(image.digest, PathGlobs([image.report_path]))) for image in images)
+    contents = await MultiGet(Get(DigestContents, Digest, subset) for subset in subsets)
+    for content in contents:
+        report = json.loads(content[0].content)
+        if subsystem.why:
+            console.print_stdout(render_why(report, subsystem.why, subsystem.width))
+        else:
+            console.print_stdout(report_lib.render_report(report, subsystem.width, subsystem.largest))
+        console.print_stdout("")
+    return NixImageReport(exit_code=0)
+
+
+def rules():
+    return collect_rules()

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from pants_backend_nix_docker.nix.closure import Closure, StorePath
+from pants_backend_nix_docker.nix.report import (
+    ReportLayer,
+    closure_dot,
+    forbidden_paths,
+    image_report,
+    matches,
+    name_and_version,
+    nar_hash_hex,
+    render_report,
+    shortest_chains,
+    spdx_document,
+    why,
+)
+
+
+def sp(name: str) -> str:
+    return "/nix/store/" + hashlib.sha256(name.encode()).hexdigest()[:32].translate(str.maketrans("eotu", "abcd")) + "-" + name
+
+
+APP, PY, GLIBC, GCC, ZLIB = sp("app-1.0"), sp("python3-3.11.2"), sp("glibc-2.36"), sp("gcc-12.2.0-lib"), sp("zlib-1.2.13")
+
+
+def closure() -> Closure:
+    refs = {APP: [PY, ZLIB], PY: [GLIBC, GCC, ZLIB], GCC: [GLIBC], ZLIB: [GLIBC], GLIBC: []}
+    sizes = {APP: 1_000, PY: 30_000_000, GLIBC: 3_000_000, GCC: 8_000_000, ZLIB: 100_000}
+    return Closure({p: StorePath(p, sizes[p], "sha256-" + "A" * 43 + "=", tuple(sorted(r))) for p, r in refs.items()})
+
+
+def test_shortest_chains_start_at_a_root() -> None:
+    chains = shortest_chains(closure(), [APP])
+    assert chains[APP] == (APP,)
+    assert chains[ZLIB] == (APP, ZLIB)  # not via python
+    assert chains[GCC] == (APP, PY, GCC)
+    assert len(chains[GLIBC]) == 3
+
+
+def test_patterns_match_names_or_paths() -> None:
+    assert matches("*-gcc-*", GCC) and matches("gcc-*", GCC)
+    assert not matches("ghc-*", GCC)
+    assert matches("python3-3.11*", PY)
+    assert matches(GLIBC[:20] + "*", GLIBC)
+
+
+def test_why_and_forbidden_give_the_chain() -> None:
+    c = closure()
+    [(path, chain)] = why(c, [APP], "gcc-*")
+    assert path == GCC and chain == (APP, PY, GCC)
+    [(pattern, path, chain)] = forbidden_paths(c, [APP], ["*-gcc-*", "ghc-*"])
+    assert (pattern, path, chain) == ("*-gcc-*", GCC, (APP, PY, GCC))
+
+
+def test_report_sizes_add_up_and_render_in_100_columns() -> None:
+    c = closure()
+    layers = [
+        ReportLayer("sha256:" + "1" * 64, 2_000_000, 3_100_000, "nix store paths: glibc-2.36", (GLIBC,)),
+        ReportLayer("sha256:" + "2" * 64, 12_000_000, 38_000_000, "nix store paths: python3 and 3 more", (PY, GCC, ZLIB, APP)),
+        ReportLayer("sha256:" + "3" * 64, 10_000, 150_000, "image root filesystem"),
+    ]
+    report = image_report(
+        address="app:image", repository="app", tags=["latest"], manifest_digest="sha256:" + "9" * 64,
+        config_size=900, manifest_size=700, layers=layers, closure=c, roots=[APP],
+    )
+    assert report["image"]["size"] == 900 + 700 + sum(l.size for l in layers)
+    assert report["totals"]["nar_size"] == sum(p["nar_size"] for p in report["store_paths"].values())
+    assert report["store_paths"][GCC]["layer"] == 1 and report["store_paths"][GCC]["chain"] == [APP, PY, GCC]
+    text = render_report(report)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "gcc-12.2.0-lib  (via python3-3.11.2 <- app-1.0)" in text
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("python3-3.11.2", ("python3", "3.11.2")),
+        ("nss-cacert-20230311+deb12u1", ("nss-cacert", "20230311+deb12u1")),
+        ("gcc-12.2.0-lib", ("gcc", "12.2.0-lib")),
+        ("hello", ("hello", None)),
+        ("patchelf-host", ("patchelf-host", None)),
+    ],
+)
+def test_name_and_version(name: str, expected: tuple) -> None:
+    assert name_and_version(name) == expected
+
+
+def test_nar_hash_forms_agree() -> None:
+    # One hash as Nix 2.8 prints it: SRI, base32 (`nix hash to-base32`) and base16 (`to-base16`).
+    hex_value = "92c375320bf75857df882d3cf1d1d6ee2b87d47f91c514a055e2a4e1558d8514"
+    assert nar_hash_hex("sha256-ksN1Mgv3WFffiC088dHW7iuH1H+RxRSgVeKk4VWNhRQ=") == hex_value
+    assert nar_hash_hex("sha256:0545imay3972anh19icigza8fazfsv8z2g1di3gmfn7p1cr7bhwj") == hex_value
+    assert nar_hash_hex("sha256:" + hex_value) == hex_value
+    assert nar_hash_hex("md5:abc") is None
+
+
+def test_spdx_lists_the_closure_and_its_references() -> None:
+    c = closure()
+    doc = spdx_document(name="app", namespace="https://example.com/spdx/app", created="1970-01-01T00:00:01Z", closure=c, roots=[APP])
+    assert doc["spdxVersion"] == "SPDX-2.3"
+    assert len(doc["packages"]) == len(c.paths)
+    depends = [r for r in doc["relationships"] if r["relationshipType"] == "DEPENDS_ON"]
+    assert len(depends) == sum(len(p.references) for p in c.paths.values())
+    assert [r["relatedSpdxElement"] for r in doc["relationships"] if r["relationshipType"] == "DESCRIBES"] == ["SPDXRef-" + APP[11:]]
+
+
+def test_dot_has_a_node_per_path_and_an_edge_per_reference() -> None:
+    dot = closure_dot(closure(), [APP])
+    assert dot.count("[label=") == 5 and dot.count(" -> ") == 7

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pants_backend_nix_docker.oci.base_image import (
+    MEDIA_TYPE_OCI_GZIP,
+    MEDIA_TYPE_OCI_TAR,
+    BaseImageError,
+    BaseImageInfo,
+    BaseImageSource,
+    copy_layers,
+    merge_config,
+    parse_base_image,
+    read_base_image,
+)
+from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, image_files
+
+PIN = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    "value, spec_path, expected",
+    [
+        ("base.tar", "app", BaseImageSource(path="app/base.tar")),
+        ("//images/base", "app", BaseImageSource(path="images/base")),
+        (f"../shared/base.tar@{PIN}", "app/svc", BaseImageSource(path="app/shared/base.tar", pin=PIN)),
+        (f"docker://registry.example.com:5000/base/debian:12@{PIN}", "", BaseImageSource(reference=f"registry.example.com:5000/base/debian:12@{PIN}", pin=PIN)),
+    ],
+)
+def test_parse(value: str, spec_path: str, expected: BaseImageSource) -> None:
+    assert parse_base_image(value, spec_path) == expected
+
+
+def test_names_of_a_registry_image() -> None:
+    source = parse_base_image(f"docker://localhost:5000/base/debian:12@{PIN}", "")
+    assert (source.registry_host, source.name, source.pull_reference) == ("localhost:5000", "localhost:5000/base/debian:12", f"localhost:5000/base/debian@{PIN}")
+    assert parse_base_image(f"docker://r.example.com/debian@{PIN}", "").pull_reference == f"r.example.com/debian@{PIN}"
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("docker://registry.example.com/debian:12", "must be pinned by digest"),
+        ("docker://registry.example.com/debian@sha256:abc", "is not a sha256 digest"),
+        (f"docker://debian@{PIN}", "names no registry host"),
+        ("oci-archive:base.tar", "unknown transport"),
+        ("/srv/base.tar", "absolute path"),
+        ("../../outside.tar", "outside the repository"),
+        ("base.tar@md5:00", "is not a sha256 digest"),
+    ],
+)
+def test_parse_errors(value: str, message: str) -> None:
+    with pytest.raises(BaseImageError, match=message):
+        parse_base_image(value, "app")
+
+
+def _layer(files: dict[str, bytes], compress: bool) -> tuple[bytes, str]:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tar_bytes = raw.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
+    return (gzip.compress(tar_bytes, mtime=0) if compress else tar_bytes), diff_id
+
+
+def _write(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+
+def make_layout(root: Path, env: tuple[tuple[str, str], ...] = (("PATH", "/bin"), ("LANG", "C"))) -> tuple[str, list[str]]:
+    blobs, infos = {}, []
+    for i in range(2):
+        blob, diff_id = _layer({f"etc/file{i}": b"x" * (i + 1)}, compress=True)
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        blobs[f"blobs/sha256/{digest[7:]}"] = blob
+        infos.append(LayerInfo(Descriptor(MEDIA_TYPE_OCI_GZIP, digest, len(blob)), diff_id, f"layer {i}"))
+    files = image_files(infos, ContainerConfig(cmd=("/bin/sh",), env=env, user="nobody"), "1970-01-01T00:00:01Z", "base", ["latest"])
+    _write(root, {**files.files, **blobs})
+    return files.manifest_digest, [i.descriptor.digest for i in infos]
+
+
+def test_reads_an_oci_layout_and_copies_its_layers_verbatim(tmp_path: Path) -> None:
+    manifest, layers = make_layout(tmp_path / "layout")
+    info, paths = read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
+    assert info.manifest_digest == manifest
+    assert [l.digest for l in info.layers] == layers
+    assert info.config["Cmd"] == ["/bin/sh"]
+    assert [h["created_by"] for h in info.history] == ["layer 0", "layer 1"]
+    copy_layers(info, paths, str(tmp_path / "out"))
+    for digest in layers:
+        copied = tmp_path / "out/blobs/sha256" / digest[7:]
+        assert "sha256:" + hashlib.sha256(copied.read_bytes()).hexdigest() == digest
+    assert BaseImageInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
+
+
+def test_reads_an_oci_archive_and_checks_the_pin(tmp_path: Path) -> None:
+    manifest, _ = make_layout(tmp_path / "layout")
+    archive = tmp_path / "base.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "layout", arcname=".")
+    info, _ = read_base_image(str(archive), manifest, str(tmp_path / "scratch"))
+    assert info.manifest_digest == manifest
+    with pytest.raises(BaseImageError, match=f"no manifest with the pinned digest {PIN}; it has {manifest}"):
+        read_base_image(str(archive), PIN, str(tmp_path / "scratch2"))
+
+
+def test_reads_a_docker_archive_with_uncompressed_layers(tmp_path: Path) -> None:
+    blob, diff_id = _layer({"etc/hostname": b"base\n"}, compress=False)
+    config = json.dumps({"os": "linux", "architecture": "amd64", "config": {"Env": ["A=1"]}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    _write(tmp_path / "d", {"layer.tar": blob, "config.json": config, "manifest.json": json.dumps([{"Config": "config.json", "Layers": ["layer.tar"]}]).encode()})
+    archive = tmp_path / "docker.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "d", arcname=".")
+    info, _ = read_base_image(str(archive), None, str(tmp_path / "scratch"))
+    assert info.layers[0].media_type == MEDIA_TYPE_OCI_TAR
+    assert info.layers[0].digest == diff_id  # an uncompressed layer is its own diff
+    assert info.config == {"Env": ["A=1"]}
+
+
+def test_refuses_a_corrupt_layer_and_another_platform(tmp_path: Path) -> None:
+    _, layers = make_layout(tmp_path / "layout")
+    info, paths = read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
+    with open(paths[layers[0]], "r+b") as f:
+        f.write(b"\0")
+    with pytest.raises(BaseImageError, match="does not match its digest"):
+        copy_layers(info, paths, str(tmp_path / "out"))
+    config_blob = next(p for p in (tmp_path / "layout/blobs/sha256").iterdir() if b'"architecture"' in p.read_bytes())
+    config_blob.write_bytes(config_blob.read_bytes().replace(b'"amd64"', b'"arm64"'))
+    with pytest.raises(BaseImageError, match="does not match its digest"):
+        read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
+
+
+def test_refuses_members_that_escape(tmp_path: Path) -> None:
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("../escape")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(BaseImageError, match="points outside"):
+        read_base_image(str(archive), None, str(tmp_path / "scratch"))
+    assert not (tmp_path / "escape").exists()
+    (tmp_path / "plain").write_text("not an image")
+    with pytest.raises(BaseImageError, match="neither a directory"):
+        read_base_image(str(tmp_path / "plain"), None, str(tmp_path / "scratch"))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(BaseImageError, match="no index.json"):
+        read_base_image(str(tmp_path / "empty"), None, str(tmp_path / "scratch"))
+
+
+def test_merge_config_image_wins() -> None:
+    base = {
+        "Env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],
+        "Entrypoint": ["/docker-entrypoint.sh"],
+        "Cmd": ["nginx"],
+        "WorkingDir": "/srv",
+        "User": "www",
+        "ExposedPorts": {"80/tcp": {}},
+        "Labels": {"maintainer": "base", "tier": "web"},
+    }
+    merged = merge_config(base, ContainerConfig(env=(("PATH", "/nix/bin"), ("APP", "1")), labels=(("tier", "api"),), exposed_ports=("8080/tcp",)))
+    assert dict(merged.env) == {"PATH": "/nix/bin", "LANG": "C.UTF-8", "APP": "1"}
+    assert dict(merged.labels) == {"maintainer": "base", "tier": "api"}
+    assert (merged.entrypoint, merged.cmd, merged.working_dir, merged.user) == (("/docker-entrypoint.sh",), ("nginx",), "/srv", "www")
+    assert merged.exposed_ports == ("80/tcp", "8080/tcp")
+    # An entrypoint of the image's own drops the base's Cmd, which was meant for the base's.
+    own = merge_config(base, ContainerConfig(entrypoint=("/bin/app",), user="app"))
+    assert (own.entrypoint, own.cmd, own.user) == (("/bin/app",), (), "app")

@@ -1,0 +1,149 @@
+"""A `nix_docker_image`'s base image: read from the repository or pulled from a registry by digest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
+from pants.engine.addresses import Address
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import EMPTY_DIGEST, Digest, DigestContents, DigestSubset, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import InvalidFieldException
+from pants.option.errors import OptionsError
+from pants.util.logging import LogLevel
+
+from pants_backend_nix_docker.oci.base_image import BaseImageError, BaseImageInfo, BaseImageSource, parse_base_image
+from pants_backend_nix_docker.oci.registries import explain_failure, parse_registries, registry_for_host
+from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
+from pants_backend_nix_docker.target_types import NixImageBaseImageField
+from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
+from pants_backend_nix_docker.util_rules.skopeo import SkopeoBinary
+
+# Where skopeo finds credentials and its configuration: file paths only, never a secret.
+_PULL_ENV = ("HOME", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME")
+
+
+@dataclass(frozen=True)
+class BaseImageRequest:
+    address: Address
+    value: str | None  # the `base_image` field; None: no base image
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    blobs: Digest  # blobs/sha256/<digest> of each base layer, verbatim
+    info_json: str  # BaseImageInfo, as canonical JSON (so this stays hashable)
+    name: str | None  # HOST/REPO[:TAG] of a registry image, for the base.name annotation
+
+    @property
+    def info(self) -> BaseImageInfo | None:
+        return BaseImageInfo.from_json(json.loads(self.info_json)) if self.info_json else None
+
+
+NO_BASE_IMAGE = BaseImage(EMPTY_DIGEST, "", None)
+
+
+def _field_error(request: BaseImageRequest, problem: str) -> InvalidFieldException:
+    return InvalidFieldException(
+        f"The {NixImageBaseImageField.alias!r} field in target {request.address} has an invalid value {request.value!r}: {problem}."
+    )
+
+
+async def _pull(request: BaseImageRequest, source: BaseImageSource, skopeo: SkopeoBinary, settings: NixDockerSubsystem) -> tuple[Digest, str]:
+    if skopeo.path is None:
+        raise OptionsError(
+            f"{request.address} builds on the registry image {request.value}, which needs `skopeo` to pull, but it is not on "
+            "[nix].executable_search_paths. Install it (on Debian, `./pants` does: `apt-get install skopeo`)."
+        )
+    assert source.reference and source.registry_host
+    registry = registry_for_host(source.registry_host, parse_registries(settings.registries))
+    argv = [skopeo.path, "copy", "--quiet", "--retry-times", "3", "--preserve-digests"]
+    if not registry.tls_verify:
+        argv.append("--src-tls-verify=false")
+    if registry.cert_dir:
+        argv.append(f"--src-cert-dir={registry.cert_dir}")
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(_PULL_ENV))
+    result = await Get(
+        FallibleProcessResult,
+        Process(
+            (*argv, f"docker://{source.pull_reference}", "oci:pulled:base"),
+            env=env,
+            output_directories=("pulled",),
+            description=f"Pulling base image {source.reference}",
+            level=LogLevel.DEBUG,
+            # Pinned by digest, so the bytes can never change: pulled once per machine (and per
+            # fleet with a remote cache). A failure is not kept, so the next run tries again.
+            cache_scope=ProcessCacheScope.SUCCESSFUL,
+        ),
+    )
+    if result.exit_code != 0:
+        said = result.stderr.decode(errors="replace").strip()
+        if "manifest unknown" in said.lower() or "not found" in said.lower():
+            problem = f"{source.registry_host} has no image with digest {source.pin} in that repository. Check the digest with `skopeo inspect docker://{source.name}`"
+        elif "digest" in said.lower() and "match" in said.lower():
+            problem = f"what {source.registry_host} sent does not match the pinned digest {source.pin}. Check the digest, and what sits between you and the registry"
+        else:
+            explained = explain_failure(said, source.registry_host)
+            problem = f"{explained[0]}; {explained[1]}" if explained else f"skopeo could not pull it: {said.splitlines()[-1] if said else result.exit_code}"
+        raise _field_error(request, f"could not pull it: {problem}")
+    return result.output_digest, "pulled"
+
+
+@rule(desc="Reading a base image", level=LogLevel.DEBUG)
+async def read_base_image(request: BaseImageRequest, tool: LayerToolPex, skopeo: SkopeoBinary, settings: NixDockerSubsystem) -> BaseImage:
+    if request.value is None:
+        return NO_BASE_IMAGE
+    try:
+        source = parse_base_image(request.value, request.address.spec_path)
+    except BaseImageError as e:
+        raise _field_error(request, str(e))
+
+    if source.reference:
+        input_digest, input_path = await _pull(request, source, skopeo, settings)
+        # skopeo checked the bytes against the pin; a pin on an index names the platform's image.
+        pin = None
+    else:
+        assert source.path
+        snapshot = await Get(
+            Snapshot,
+            PathGlobs([source.path, f"{source.path}/**"], glob_match_error_behavior=GlobMatchErrorBehavior.ignore),
+        )
+        if not snapshot.files:
+            raise _field_error(
+                request,
+                f"there is no file or directory {source.path} in the repository. Point it at an OCI layout, an OCI "
+                "archive or a docker archive; a registry image is written docker://HOST/REPOSITORY@sha256:DIGEST",
+            )
+        input_digest, input_path, pin = snapshot.digest, source.path, source.pin
+
+    argv = ["base", "--input", input_path, "--output", "base"] + (["--pin", pin] if pin else [])
+    result = await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=argv,
+            input_digest=input_digest,
+            output_directories=("base",),
+            description=f"Reading base image {request.value}",
+            level=LogLevel.DEBUG,
+            # A pure function of the image's bytes.
+            cache_scope=ProcessCacheScope.SUCCESSFUL,
+        ),
+    )
+    if result.exit_code != 0:
+        raise _field_error(request, f"{source.path or source.reference} cannot be used: {result.stderr.decode(errors='replace').strip()}")
+    output = await Get(Digest, RemovePrefix(result.output_digest, "base"))
+    info_digest, blobs = await MultiGet(
+        Get(Digest, DigestSubset(output, PathGlobs(["base.json"]))),
+        Get(Digest, DigestSubset(output, PathGlobs(["blobs/**"]))),
+    )
+    info = await Get(DigestContents, Digest, info_digest)
+    return BaseImage(blobs, info[0].content.decode(), source.name)
+
+
+def rules():
+    return collect_rules()

@@ -1,0 +1,107 @@
+"""Issue #6: what is in an image. The report against the archive and `nix why-depends`, the SBOM
+against the SPDX 2.3 schema, forbidden references and size budgets."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from nix_docker_e2e.harness import Repo, index_of, manifest_digest, run
+
+SCHEMA = Path(__file__).parent / "vendor/spdx-2.3-schema.json"
+NIX = "//build-support/nix/default.nix"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Repo:
+    repo = Repo.copy_to(tmp_path_factory.mktemp("report") / "repo")
+    repo.pants("package", "examples/python-app:image").assert_success()
+    return repo
+
+
+def blob(archive: Path, digest: str) -> bytes:
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile(f"blobs/sha256/{digest.split(':')[1]}")
+        assert member is not None
+        return member.read()
+
+
+def test_report_adds_up_to_the_image_and_its_chains_are_nix_s(repo: Repo) -> None:
+    archive = repo.root / "dist/examples.python-app/image.tar"
+    report = json.loads((repo.root / "dist/examples.python-app/image.report.json").read_text())
+    manifest = json.loads(blob(archive, manifest_digest(archive)))
+    assert report["image"]["manifest_digest"] == manifest_digest(archive) == index_of(archive)["manifests"][0]["digest"]
+    # Sizes: the report's layers are the manifest's, and everything adds up to what a registry stores.
+    assert [(l["digest"], l["size"]) for l in report["layers"]] == [(l["digest"], l["size"]) for l in manifest["layers"]]
+    stored = manifest["config"]["size"] + len(blob(archive, manifest_digest(archive))) + sum(l["size"] for l in manifest["layers"])
+    assert report["image"]["size"] == stored
+    # Exactly the closure, each path in the layer that holds it.
+    closure = set(run(["nix-store", "--query", "--requisites", *report["roots"]], check=True).stdout.split())
+    assert set(report["store_paths"]) == closure
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    for path, info in report["store_paths"].items():
+        layer = report["layers"][info["layer"]]
+        assert path in layer["store_paths"] and f"blobs/sha256/{layer['digest'][7:]}" in names
+        chain = info["chain"]
+        assert chain[0] in report["roots"] and chain[-1] == path
+        # Each step is a direct reference, and Nix agrees the root depends on the path.
+        for a, b in zip(chain, chain[1:]):
+            assert b in run(["nix-store", "--query", "--references", a], check=True).stdout.split()
+        if len(chain) > 1:
+            why = run(["nix", "--extra-experimental-features", "nix-command", "why-depends", chain[0], path])
+            assert why.returncode == 0 and path.split("-", 1)[1] in why.stdout, why.stdout + why.stderr
+
+
+def test_sbom_is_valid_spdx_2_3_and_lists_exactly_the_closure(repo: Repo) -> None:
+    archive = repo.root / "dist/examples.python-app/image.tar"
+    sbom_file = repo.root / "dist/examples.python-app/image.spdx.json"
+    sbom = json.loads(sbom_file.read_text())
+    jsonschema.validate(sbom, json.loads(SCHEMA.read_text()))
+    report = json.loads((repo.root / "dist/examples.python-app/image.report.json").read_text())
+    comments = {p["comment"].split(";")[0].split()[-1] for p in sbom["packages"]}
+    assert comments == set(report["store_paths"]) and len(sbom["packages"]) == len(report["store_paths"])
+    python = next(p for p in sbom["packages"] if p["name"] == "python3")
+    assert python["versionInfo"] == "3.11.2" and len(python["checksums"][0]["checksumValue"]) == 64
+    depends = sum(1 for r in sbom["relationships"] if r["relationshipType"] == "DEPENDS_ON")
+    assert depends == sum(len(p["references"]) for p in report["store_paths"].values())
+    # The image names its SBOM by digest.
+    import hashlib
+
+    manifest = json.loads(blob(archive, manifest_digest(archive)))
+    assert manifest["annotations"]["dev.pants-nix-docker.sbom.digest"] == "sha256:" + hashlib.sha256(sbom_file.read_bytes()).hexdigest()
+
+
+def test_forbidden_references_and_size_budget(repo: Repo) -> None:
+    with repo.broken_targets("testprojects/policy"):
+        repo.write(
+            "testprojects/policy/BUILD",
+            f'nix_docker_image(name="allowed", packages=["{NIX}#python3"], forbidden_references=["*-gcc-*", "ghc-*"])\n'
+            f'nix_docker_image(name="forbidden", packages=["{NIX}#python3"], forbidden_references=["ncurses-*"])\n'
+            f'nix_docker_image(name="budget", packages=["{NIX}#python3"], max_image_size="5MB")\n',
+        )
+        repo.pants("package", "testprojects/policy:allowed").assert_success()
+        forbidden = repo.pants("package", "testprojects/policy:forbidden")
+        assert forbidden.returncode != 0
+        for words in ["testprojects/policy:forbidden", "'forbidden_references'", "ncurses-6.4 matches 'ncurses-*'", "pulled in by: python3-3.11.2 -> ncurses-6.4"]:
+            assert words in forbidden.stderr, (words, forbidden.stderr[-2000:])
+        budget = repo.pants("package", "testprojects/policy:budget")
+        assert budget.returncode != 0
+        for words in ["testprojects/policy:budget", "'max_image_size' of 5.0 MB", "largest contributors", "python3-3.11.2 (via python3-3.11.2)"]:
+            assert words in budget.stderr, (words, budget.stderr[-2000:])
+        dist = repo.root / "dist/testprojects.policy"
+        assert sorted(p.name for p in dist.iterdir()) == ["allowed.report.json", "allowed.spdx.json", "allowed.tar"]
+
+
+def test_the_report_goal_fits_100_columns_and_answers_why(repo: Repo) -> None:
+    report = repo.pants("nix-image-report", "examples/python-app:image").assert_success()
+    lines = report.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert any("total (18 layers)" in line for line in lines) and "python3-3.11.2" in report.stdout
+    why = repo.pants("nix-image-report", "--why=readline-*", "examples/python-app:image").assert_success()
+    assert "1 store path(s) match 'readline-*'" in why.stdout
+    assert "-python3-3.11.2" in why.stdout and "-> /nix/store/" in why.stdout
