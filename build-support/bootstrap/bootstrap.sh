@@ -94,7 +94,7 @@ PIN
 fi
 
 packages=(python3.9 libpython3.9-dev python3-virtualenv nix-bin skopeo umoci runc docker-registry
-  podman patchelf busybox-static git ca-certificates python3.11)
+  podman patchelf busybox-static git ca-certificates python3.11 graphviz)
 to_install=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || to_install+=("$p")

@@ -5,13 +5,14 @@ from pants_backend_nix_docker.goals import package, publish, report, run
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
-from pants_backend_nix_docker.util_rules import artifacts, base_image, git, image, layer_tool, layers, nix, skopeo
+from pants_backend_nix_docker.util_rules import artifacts, base_image, closure_graph, git, image, layer_tool, layers, nix, skopeo
 
 
 def rules():
     return [
         *artifacts.rules(),
         *base_image.rules(),
+        *closure_graph.rules(),
         *git.rules(),
         *image.rules(),
         *layer_tool.rules(),

@@ -575,6 +575,18 @@ class NixImageMaxImageSizeField(Field):
         return size
 
 
+class NixImageClosureGraphField(BoolField):
+    alias = "closure_graph"
+    default = False
+    help = help_text(
+        """
+        Also write the image's closure as a Graphviz graph next to it, `NAME.closure.dot`, with
+        each store path's NAR size, and `NAME.closure.svg` when Graphviz's `dot` is installed.
+        Example: `closure_graph=True`.
+        """
+    )
+
+
 class NixImageBaseImageField(StringField):
     alias = "base_image"
     help = help_text(
@@ -614,6 +626,7 @@ class NixDockerImageTarget(Target):
         NixImageBaseImageField,
         NixImageForbiddenReferencesField,
         NixImageMaxImageSizeField,
+        NixImageClosureGraphField,
         NixImageEntrypointField,
         NixImageCmdField,
         NixImageEnvField,

@@ -105,3 +105,29 @@ def test_the_report_goal_fits_100_columns_and_answers_why(repo: Repo) -> None:
     why = repo.pants("nix-image-report", "--why=readline-*", "examples/python-app:image").assert_success()
     assert "1 store path(s) match 'readline-*'" in why.stdout
     assert "-python3-3.11.2" in why.stdout and "-> /nix/store/" in why.stdout
+
+
+def test_closure_graph_and_what_the_image_names(repo: Repo) -> None:
+    with repo.broken_targets("testprojects/graph"):
+        repo.write(
+            "testprojects/graph/BUILD",
+            f'nix_docker_image(name="g", packages=["{NIX}#hello", "{NIX}#busybox"], entrypoint=["${{pkgs.hello}}/bin/hello"], '
+            'usr_bin_env=True, closure_graph=True)\n'
+            f'nix_docker_image(name="dangling", packages=["{NIX}#hello"], env={{"TOOL": "/nix/store/{"0" * 32}-gone/bin/tool"}})\n',
+        )
+        repo.pants("package", "testprojects/graph:g").assert_success()
+        dist = repo.root / "dist/testprojects.graph"
+        report = json.loads((dist / "g.report.json").read_text())
+        dot = (dist / "g.closure.dot").read_text()
+        assert dot.count("[label=") == len(report["store_paths"])
+        assert dot.count(" -> ") == sum(len(p["references"]) for p in report["store_paths"].values())
+        assert (dist / "g.closure.svg").read_text().lstrip().startswith("<?xml") and "<svg" in (dist / "g.closure.svg").read_text()
+        hello = next(p for p in report["store_paths"] if p.endswith("-hello-1.0"))
+        assert "config Entrypoint" in report["store_paths"][hello]["referenced_by"]
+        why = repo.pants("nix-image-report", "--why=busybox-*", "testprojects/graph:g").assert_success()
+        assert "named by the image: /usr/bin/env candidate (usr_bin_env)" in why.stdout
+        # A config naming a store path the image does not hold is a broken image: refused.
+        dangling = repo.pants("package", "testprojects/graph:dangling")
+        assert dangling.returncode != 0
+        for words in ["'env' field in target testprojects/graph:dangling", "-gone (Env TOOL), which is not in the image", "${pkgs.NAME}"]:
+            assert words in dangling.stderr, (words, dangling.stderr[-2000:])

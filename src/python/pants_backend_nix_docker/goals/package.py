@@ -16,6 +16,7 @@ from pants_backend_nix_docker.oci.customisation import Customisation
 from pants_backend_nix_docker.oci.image_json import ContainerConfig
 from pants_backend_nix_docker.target_types import (
     NixImageBaseImageField,
+    NixImageClosureGraphField,
     NixImageForbiddenReferencesField,
     NixImageMaxImageSizeField,
     NixImageAppDirField,
@@ -73,6 +74,7 @@ class NixDockerImageFieldSet(PackageFieldSet):
     base_image: NixImageBaseImageField
     forbidden_references: NixImageForbiddenReferencesField
     max_image_size: NixImageMaxImageSizeField
+    closure_graph: NixImageClosureGraphField
     app_dir: NixImageAppDirField
     paths_to_link: NixImagePathsToLinkField
     users: NixImageUsersField
@@ -91,6 +93,7 @@ class NixDockerImageFieldSet(PackageFieldSet):
             base_image=self.base_image.value,
             forbidden_references=self.forbidden_references.value or (),
             max_image_size=self.max_image_size.value,
+            closure_graph=self.closure_graph.value,
             app_dir=self.app_dir.value,
             customisation=Customisation(
                 users=self.users.value,
@@ -169,6 +172,7 @@ async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: Ru
             ),
             BuiltPackageArtifact(image.report_path),
             BuiltPackageArtifact(image.sbom_path),
+            *(BuiltPackageArtifact(path) for path in image.graph_paths),
         ),
     )
 

@@ -47,22 +47,6 @@ class NixImageReport(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-def render_why(report: dict, pattern: str, width: int) -> str:
-    hits = sorted(
-        ((path, info) for path, info in report["store_paths"].items() if report_lib.matches(pattern, path)),
-        key=lambda item: (-item[1]["nar_size"], item[0]),
-    )
-    if not hits:
-        return f"{report['address']}: no store path matches {pattern!r} ({len(report['store_paths'])} paths in the image)"
-    lines = [f"{report['address']}: {len(hits)} store path(s) match {pattern!r}"]
-    for path, info in hits:
-        layer = f"layer {info['layer']}" if info["layer"] is not None else "no layer"
-        lines.append(f"  {path} ({report_lib.human_size(info['nar_size'])}, {layer})")
-        for depth, step in enumerate(info["chain"]):
-            lines.append(report_lib.cut(f"    {'  ' * depth}{'-> ' if depth else ''}{step}", width))
-    return "\n".join(lines)
-
-
 @goal_rule
 async def nix_image_report(console: Console, subsystem: NixImageReportSubsystem, targets: Targets) -> NixImageReport:
     field_sets = [NixDockerImageFieldSet.create(t) for t in targets if NixDockerImageFieldSet.is_applicable(t)]
@@ -72,7 +56,7 @@ async def nix_image_report(console: Console, subsystem: NixImageReportSubsystem,
     for content in contents:
         report = json.loads(content[0].content)
         if subsystem.why:
-            console.print_stdout(render_why(report, subsystem.why, subsystem.width))
+            console.print_stdout(report_lib.render_why(report, subsystem.why, subsystem.width))
         else:
             console.print_stdout(report_lib.render_report(report, subsystem.width, subsystem.largest))
         console.print_stdout("")

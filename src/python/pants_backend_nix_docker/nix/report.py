@@ -16,6 +16,43 @@ from typing import Any, Iterable, Mapping, Sequence
 from pants_backend_nix_docker.nix.closure import Closure, store_path_name
 
 NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
+# A store path inside some text (`/nix/store/<hash>-python3-3.11.2/bin/python3`): up to its name's end.
+STORE_PATH_IN_TEXT = re.compile(r"/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+")
+# The config keys, and the `nix_docker_image` field each comes from.
+CONFIG_FIELDS = {"Entrypoint": "entrypoint", "Cmd": "cmd", "Env": "env", "WorkingDir": "working_dir", "Labels": "labels"}
+
+
+def config_references(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Store paths an image config (its `config` object) names, and where: `Entrypoint`,
+    `Env PATH`, ... A config naming a path outside the closure describes a broken image."""
+    found: dict[str, list[str]] = {}
+
+    def visit(where: str, text: str) -> None:
+        for path in STORE_PATH_IN_TEXT.findall(text):
+            if where not in found.setdefault(path, []):
+                found[path].append(where)
+
+    for key in ("Entrypoint", "Cmd"):
+        for arg in config.get(key) or ():
+            visit(key, arg)
+    for entry in config.get("Env") or ():
+        name, _, value = entry.partition("=")
+        visit(f"Env {name}", value)
+    if config.get("WorkingDir"):
+        visit("WorkingDir", config["WorkingDir"])
+    for name, value in sorted((config.get("Labels") or {}).items()):
+        visit(f"Labels {name}", value)
+    return found
+
+
+def file_references(links: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Store paths that image files outside the store point into: (image path, target) pairs."""
+    found: dict[str, list[str]] = {}
+    for image_path, target in links:
+        for path in STORE_PATH_IN_TEXT.findall(target):
+            if image_path not in found.setdefault(path, []):
+                found[path].append(image_path)
+    return found
 
 
 def shortest_chains(closure: Closure, roots: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -88,8 +125,12 @@ def image_report(
     layers: Sequence[ReportLayer],
     closure: Closure,
     roots: Iterable[str],
+    referenced_by: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The machine-readable report: layers, store paths (size, layer, why) and totals.
+
+    `referenced_by` says which parts of the image outside the store name a path: the config
+    (`Entrypoint`, `Env PATH`) and links such as `/usr/bin/env`.
 
     `image.size` is the sum of the config, the manifest and every layer: what a registry stores.
     """
@@ -103,6 +144,7 @@ def image_report(
             "layer": layer_of.get(path),
             "chain": list(chains.get(path, (path,))),
             "references": list(info.references),
+            "referenced_by": list((referenced_by or {}).get(path, ())),
         }
         for path, info in sorted(closure.paths.items())
     }
@@ -170,6 +212,25 @@ def render_report(report: Mapping[str, Any], width: int = 100, largest: int = 10
         chain = " <- ".join(store_path_name(p) for p in reversed(info["chain"][:-1])) or "an image root"
         lines.append(cut(f"{human_size(info['nar_size']):>10}  {info['name']}  (via {chain})", width))
     lines.append(f"image size: {human_size(image['size'])} (config, manifest and layers, as a registry stores them)")
+    return "\n".join(lines)
+
+
+def render_why(report: Mapping[str, Any], pattern: str, width: int = 100) -> str:
+    """Every store path matching `pattern`, what in the image names it, and its chain from a root."""
+    hits = sorted(
+        ((path, info) for path, info in report["store_paths"].items() if matches(pattern, path)),
+        key=lambda item: (-item[1]["nar_size"], item[0]),
+    )
+    if not hits:
+        return f"{report['address']}: no store path matches {pattern!r} ({len(report['store_paths'])} paths in the image)"
+    lines = [f"{report['address']}: {len(hits)} store path(s) match {pattern!r}"]
+    for path, info in hits:
+        layer = f"layer {info['layer']}" if info["layer"] is not None else "no layer"
+        lines.append(f"  {path} ({human_size(info['nar_size'])}, {layer})")
+        if info.get("referenced_by"):
+            lines.append(cut(f"    named by the image: {', '.join(info['referenced_by'])}", width))
+        for depth, step in enumerate(info["chain"]):
+            lines.append(cut(f"    {'  ' * depth}{'-> ' if depth else ''}{step}", width))
     return "\n".join(lines)
 
 

@@ -8,12 +8,15 @@ from pants_backend_nix_docker.nix.closure import Closure, StorePath
 from pants_backend_nix_docker.nix.report import (
     ReportLayer,
     closure_dot,
+    config_references,
+    file_references,
     forbidden_paths,
     image_report,
     matches,
     name_and_version,
     nar_hash_hex,
     render_report,
+    render_why,
     shortest_chains,
     spdx_document,
     why,
@@ -111,3 +114,29 @@ def test_spdx_lists_the_closure_and_its_references() -> None:
 def test_dot_has_a_node_per_path_and_an_edge_per_reference() -> None:
     dot = closure_dot(closure(), [APP])
     assert dot.count("[label=") == 5 and dot.count(" -> ") == 7
+
+
+def test_what_the_image_names_outside_the_store() -> None:
+    config = {
+        "Entrypoint": [f"{PY}/bin/python3", "/app/app.pex"],
+        "Env": [f"PATH={PY}/bin:/bin", f"SSL_CERT_FILE={ZLIB}/etc/x"],
+        "WorkingDir": "/data",
+        "Labels": {"built-with": APP},
+    }
+    assert config_references(config) == {PY: ["Entrypoint", "Env PATH"], ZLIB: ["Env SSL_CERT_FILE"], APP: ["Labels built-with"]}
+    links = [("/usr/bin/env", f"{GLIBC}/bin/env"), ("/bin/* (paths_to_link)", PY), ("/etc/motd", "/etc/issue")]
+    assert file_references(links) == {GLIBC: ["/usr/bin/env"], PY: ["/bin/* (paths_to_link)"]}
+
+
+def test_why_rendering_shows_the_chain_and_who_names_it() -> None:
+    c = closure()
+    layers = [ReportLayer("sha256:" + "1" * 64, 10, 20, "all", tuple(c.paths))]
+    report = image_report(
+        address="app:image", repository="app", tags=["latest"], manifest_digest="sha256:" + "9" * 64,
+        config_size=1, manifest_size=1, layers=layers, closure=c, roots=[APP], referenced_by={PY: ["config Entrypoint"]},
+    )
+    text = render_why(report, "python3-*")
+    assert "1 store path(s) match 'python3-*'" in text
+    assert "named by the image: config Entrypoint" in text
+    assert f"    {APP}\n      -> {PY}" in text
+    assert "no store path matches 'ghc-*' (5 paths in the image)" in render_why(report, "ghc-*")

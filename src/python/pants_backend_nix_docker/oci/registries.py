@@ -110,3 +110,17 @@ def explain_failure(message: str, address: str) -> tuple[str, str] | None:
         if any(needle in lowered for needle in needles):
             return what.format(address=address), fix.format(address=address)
     return None
+
+
+def explain_pull_failure(message: str, host: str, name: str, pin: str) -> str:
+    """Why pulling the base image `name` pinned at `pin` from `host` failed, with what to do."""
+    lowered = message.lower()
+    if "manifest unknown" in lowered or "not found" in lowered:
+        return f"{host} has no image with digest {pin} in that repository. Check the digest with `skopeo inspect docker://{name}`"
+    if "digest" in lowered and "match" in lowered:
+        return f"what {host} sent does not match the pinned digest {pin}. Check the digest, and what sits between you and the registry"
+    explained = explain_failure(message, host)
+    if explained:
+        return f"{explained[0]}; {explained[1]}"
+    last = message.strip().splitlines()[-1] if message.strip() else "no message"
+    return f"skopeo could not pull it: {last}"

@@ -6,6 +6,7 @@ from pants_backend_nix_docker.oci.registries import (
     Registry,
     RegistryError,
     explain_failure,
+    explain_pull_failure,
     parse_registries,
     registries_for,
     registry_for_host,
@@ -64,3 +65,20 @@ def test_bad_registry_options(option: dict, message: str) -> None:
 def test_unknown_alias_lists_the_known_ones() -> None:
     with pytest.raises(RegistryError, match="known: @ci"):
         registries_for(["@nowhere"], parse_registries({"ci": {"address": "x"}}))
+
+
+PIN = "sha256:" + "0" * 64
+
+
+@pytest.mark.parametrize(
+    "message, words",
+    [
+        ('reading manifest sha256:000 in r:5000/base/hello: manifest unknown: manifest unknown', "has no image with digest"),
+        ("Digest did not match, expected sha256:000, got sha256:111", "does not match the pinned digest"),
+        ('pinging container registry r:5000: Get "https://r:5000/v2/": dial tcp: connect: connection refused', "cannot be reached"),
+        ("a message nobody knows", "skopeo could not pull it: a message nobody knows"),
+    ],
+)
+def test_explains_pull_failures(message: str, words: str) -> None:
+    explained = explain_pull_failure(message, "r:5000", "r:5000/base/hello:1", PIN)
+    assert words in explained

@@ -17,7 +17,7 @@ from pants.option.errors import OptionsError
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.oci.base_image import BaseImageError, BaseImageInfo, BaseImageSource, parse_base_image
-from pants_backend_nix_docker.oci.registries import explain_failure, parse_registries, registry_for_host
+from pants_backend_nix_docker.oci.registries import explain_pull_failure, parse_registries, registry_for_host
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import NixImageBaseImageField
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
@@ -81,14 +81,8 @@ async def _pull(request: BaseImageRequest, source: BaseImageSource, skopeo: Skop
         ),
     )
     if result.exit_code != 0:
-        said = result.stderr.decode(errors="replace").strip()
-        if "manifest unknown" in said.lower() or "not found" in said.lower():
-            problem = f"{source.registry_host} has no image with digest {source.pin} in that repository. Check the digest with `skopeo inspect docker://{source.name}`"
-        elif "digest" in said.lower() and "match" in said.lower():
-            problem = f"what {source.registry_host} sent does not match the pinned digest {source.pin}. Check the digest, and what sits between you and the registry"
-        else:
-            explained = explain_failure(said, source.registry_host)
-            problem = f"{explained[0]}; {explained[1]}" if explained else f"skopeo could not pull it: {said.splitlines()[-1] if said else result.exit_code}"
+        assert source.name and source.pin
+        problem = explain_pull_failure(result.stderr.decode(errors="replace"), source.registry_host, source.name, source.pin)
         raise _field_error(request, f"could not pull it: {problem}")
     return result.output_digest, "pulled"
 

@@ -9,7 +9,7 @@ from typing import Mapping
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests, Snapshot
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
@@ -58,6 +58,7 @@ from pants_backend_nix_docker.target_types import (
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
 from pants_backend_nix_docker.util_rules.base_image import BaseImage, BaseImageRequest
+from pants_backend_nix_docker.util_rules.closure_graph import ClosureGraph, ClosureGraphRequest
 from pants_backend_nix_docker.util_rules.git import GitRevision
 from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerBatch, StoreLayerBatchRequest
 from pants_backend_nix_docker.util_rules.nix import ClosureRequest, RealisedInstallable, RealiseRequest
@@ -76,6 +77,7 @@ class NixImageRequest:
     base_image: str | None
     forbidden_references: tuple[str, ...]
     max_image_size: int | None
+    closure_graph: bool
     app_dir: str
     customisation: Customisation
     container: ContainerConfig
@@ -101,6 +103,7 @@ class NixImage:
     tags: tuple[str, ...]  # image_tags with their placeholders filled in
     report_path: str  # the JSON report next to the image (in `digest`)
     sbom_path: str  # the SPDX document next to the image (in `digest`)
+    graph_paths: tuple[str, ...]  # the closure graph's .dot (and .svg), when asked for
 
 
 def _substitute_config(address: Address, container: ContainerConfig, table: Mapping[str, str | None]) -> ContainerConfig:
@@ -158,6 +161,30 @@ async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest
         ),
     )
     return archive.output_digest
+
+
+def _check_config_references(address: Address, container: ContainerConfig, closure: Closure) -> None:
+    """A store path the image's own config names must be in the image, or the image is broken."""
+    for path, places in report_lib.config_references(container.to_json()).items():
+        if path not in closure.paths:
+            key = places[0].split()[0]
+            field = report_lib.CONFIG_FIELDS[key]
+            raise InvalidFieldException(
+                f"The {field!r} field in target {address} names {path} ({', '.join(places)}), which is not in the image: "
+                f"no package's closure holds it. Add it to `packages`, or write `${{pkgs.NAME}}` for a package's path."
+            )
+
+
+def _referenced_by(container: ContainerConfig, spec: RootfsSpec) -> dict[str, list[str]]:
+    """What outside the store names each store path: the config, and links of the root filesystem."""
+    links = [(n.path, n.target) for n in spec.nodes if n.kind == "symlink"]
+    links += [(f"{t.subpath}/* ({t.field})", t.package) for t in spec.link_trees]
+    # The layer tool links the first candidate that has the file; each one may be it.
+    links += [(f"{f.path} candidate ({f.field})", candidate) for f in spec.first_of for candidate in f.candidates]
+    found = {path: [f"config {place}" for place in places] for path, places in report_lib.config_references(container.to_json()).items()}
+    for path, places in report_lib.file_references(links).items():
+        found.setdefault(path, []).extend(places)
+    return found
 
 
 def _check_forbidden(request: NixImageRequest, closure: Closure, roots: tuple[str, ...]) -> None:
@@ -226,6 +253,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     closure = await Get(Closure, ClosureRequest(roots, address))
     _check_forbidden(request, closure, roots)
     container = _substitute_config(address, request.container, package_ref_table([(r.installable, r.outputs) for r in realised]))
+    _check_config_references(address, container, closure)
 
     package_roots = [r.outputs[0] for r in realised[: len(installables)]]
     cacert_root = realised[-1].outputs[0] if cacert else None
@@ -275,7 +303,8 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     tags = await _render_tags(request, closure)
     sbom = canonical_json(
         report_lib.spdx_document(
-            name=f"{request.repository} ({address})",
+            # Not the address: two targets with the same inputs make the same image.
+            name=request.repository,
             namespace=f"https://pants-nix-docker.invalid/spdx/{request.repository}/{tags_lib.closure_hash(closure.paths)}",
             created=_created(request.created),
             closure=closure,
@@ -316,13 +345,16 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         ],
         closure=closure,
         roots=roots,
+        referenced_by=_referenced_by(container, rootfs_spec),
     )
     _check_size(request, report)
     stem = request.output_path[: -len(".tar")] if request.output_path.endswith(".tar") else request.output_path
     report_path, sbom_path = f"{stem}.report.json", f"{stem}.spdx.json"
-    own, side_files = await MultiGet(
+    graph_request = ClosureGraphRequest(report_lib.closure_dot(closure, roots), f"{stem}.closure.dot", f"{stem}.closure.svg")
+    own, side_files, graph = await MultiGet(
         Get(Digest, MergeDigests([own_files, *(layer.blob for layer in top_layers)])),
         Get(Digest, CreateDigest([FileContent(report_path, canonical_json(report)), FileContent(sbom_path, sbom)])),
+        Get(ClosureGraph, ClosureGraphRequest, graph_request if request.closure_graph else ClosureGraphRequest("", "", "")),
     )
     if request.output_format == "layout":
         # Every blob is already a file in Pants' store: the layout is made of them, not copies.
@@ -330,7 +362,8 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         digest = await Get(Digest, AddPrefix(layout_dir, request.output_path))
     else:
         digest = await _write_archive(tool, await Get(Digest, AddPrefix(own, "layout")), store_blobs, request.output_path)
-    digest = await Get(Digest, MergeDigests([digest, side_files]))
+    digest = await Get(Digest, MergeDigests([digest, side_files, graph.digest]))
+    graph_files = await Get(Snapshot, Digest, graph.digest)
     return NixImage(
         digest=digest,
         output_path=request.output_path,
@@ -343,6 +376,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         tags=tags,
         report_path=report_path,
         sbom_path=sbom_path,
+        graph_paths=graph_files.files,
     )
 
 
