@@ -46,14 +46,21 @@ class Repo:
         options = ["--no-pantsd", "--no-dynamic-ui"]
         if caches is not None:
             options += [f"--local-store-dir={caches}/lmdb_store", f"--named-caches-dir={caches}/named_caches"]
-        proc = subprocess.run(
-            ["./pants", *options, *args],
-            cwd=self.root,
-            env={**os.environ, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        for attempt in range(2):
+            proc = subprocess.run(
+                ["./pants", *options, *args],
+                cwd=self.root,
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            # Pants 2.17 sometimes fails to launch a process it has just written (its own
+            # find_binary.sh) with "Error launching process after 1 retry for ETXTBSY": a race
+            # inside Pants' local runner, not ours. One rerun, said out loud, not hidden.
+            if proc.returncode == 0 or "retry for ETXTBSY" not in proc.stderr or attempt:
+                break
+            print(f"pants {' '.join(args)}: Pants' ETXTBSY launch race; running it again")
         return PantsResult(proc.returncode, proc.stdout, proc.stderr)
 
     def dist_files(self) -> list[Path]:

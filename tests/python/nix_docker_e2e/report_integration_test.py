@@ -14,12 +14,13 @@ from nix_docker_e2e.harness import Repo, index_of, manifest_digest, run
 
 SCHEMA = Path(__file__).parent / "vendor/spdx-2.3-schema.json"
 NIX = "//build-support/nix/default.nix"
+EXAMPLES = ("hello", "python", "python-app")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Repo:
     repo = Repo.copy_to(tmp_path_factory.mktemp("report") / "repo")
-    repo.pants("package", "examples/python-app:image").assert_success()
+    repo.pants("package", *(f"examples/{name}:image" for name in EXAMPLES)).assert_success()
     return repo
 
 
@@ -30,9 +31,10 @@ def blob(archive: Path, digest: str) -> bytes:
         return member.read()
 
 
-def test_report_adds_up_to_the_image_and_its_chains_are_nix_s(repo: Repo) -> None:
-    archive = repo.root / "dist/examples.python-app/image.tar"
-    report = json.loads((repo.root / "dist/examples.python-app/image.report.json").read_text())
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_report_adds_up_to_the_image_and_its_chains_are_nix_s(repo: Repo, example: str) -> None:
+    archive = repo.root / f"dist/examples.{example}/image.tar"
+    report = json.loads((repo.root / f"dist/examples.{example}/image.report.json").read_text())
     manifest = json.loads(blob(archive, manifest_digest(archive)))
     assert report["image"]["manifest_digest"] == manifest_digest(archive) == index_of(archive)["manifests"][0]["digest"]
     # Sizes: the report's layers are the manifest's, and everything adds up to what a registry stores.
