@@ -93,6 +93,9 @@ class NixImagePackagesField(StringSequenceField):
                 parse_installable(entry, address.spec_path)
             except InstallableError as e:
                 raise _invalid(cls, address, entry, str(e), "See `pants help nix_docker_image` for the forms an installable can take.")
+        twice = sorted({entry for entry in value if value.count(entry) > 1})
+        if twice:
+            raise _invalid(cls, address, list(value), f"{', '.join(twice)} is listed twice", "List each installable once.")
         return value
 
 

@@ -5,7 +5,22 @@ from pants.engine.addresses import Address
 from pants.engine.target import InvalidFieldException, InvalidFieldTypeException
 
 from pants_backend_nix_docker.target_types import (
+    NixImageBaseImageField,
+    NixImageCaCertificatesField,
+    NixImageClosureGraphField,
+    NixImageForbiddenReferencesField,
+    NixImageGroupsField,
+    NixImageSkipPushField,
+    NixImageTmpDirField,
+    NixImageUsrBinEnvField,
+    NixImageCmdField,
     NixImageCreatedField,
+    NixImageEntrypointField,
+    NixImageLabelsField,
+    NixImageLayeringField,
+    NixImageMaxImageSizeField,
+    NixImageOutputFormatField,
+    NixImageRegistriesField,
     NixImageEnvField,
     NixImageExposedPortsField,
     NixImageMaxLayersField,
@@ -18,6 +33,7 @@ from pants_backend_nix_docker.target_types import (
 )
 
 ADDRESS = Address("examples/hello", target_name="image")
+INPUTS_TRIED: list = []
 
 # field, bad value, words the message must contain (besides the target and the field's alias)
 BAD_VALUES = [
@@ -43,11 +59,27 @@ BAD_VALUES = [
     (NixImageMaxLayersField, 500, "from 2 to 125"),
     (NixImageCreatedField, "yesterday", "RFC 3339"),
     (NixImageCreatedField, "2024-13-45T00:00:00Z", "RFC 3339"),
+    (NixImageBaseImageField, "docker://registry.example.com/debian:12", "pinned by digest"),
+    (NixImageBaseImageField, "docker://registry.example.com/debian@sha256:abc", "not a sha256 digest"),
+    (NixImageBaseImageField, "docker://debian@sha256:" + "a" * 64, "names no registry host"),
+    (NixImageBaseImageField, "oci-archive:base.tar", "unknown transport"),
+    (NixImageBaseImageField, "/srv/base.tar", "absolute path"),
+    (NixImageBaseImageField, "../../../outside.tar", "outside the repository"),
+    (NixImageBaseImageField, "base.tar@md5:00", "not a sha256 digest"),
+    (NixImageMaxImageSizeField, "60 parsecs", "is not a size"),
+    (NixImageMaxImageSizeField, 0, "must be positive"),
+    (NixImageMaxImageSizeField, -5, "must be positive"),
+    (NixImageMaxImageSizeField, True, "a number of bytes"),
+    (NixImageMaxImageSizeField, [60], "a number of bytes"),
+    (NixImageEnvField, {"": "x"}, "'='"),
+    (NixImagePackagesField, ["nixpkgs#"], "installable"),
+    (NixImagePackagesField, ["//x.nix#a", "//x.nix#a"], "twice"),
 ]
 
 
 @pytest.mark.parametrize("field,value,words", BAD_VALUES)
 def test_bad_values_name_target_field_and_fix(field, value, words: str) -> None:
+    INPUTS_TRIED.append((field.alias, value))
     with pytest.raises(InvalidFieldException) as e:
         field(value, ADDRESS)
     message = str(e.value)
@@ -56,9 +88,31 @@ def test_bad_values_name_target_field_and_fix(field, value, words: str) -> None:
 
 @pytest.mark.parametrize(
     "field,value",
-    [(NixImageExposedPortsField, "8080"), (NixImagePackagesField, "nixpkgs#hello"), (NixImageMaxLayersField, "3")],
+    [
+        (NixImageExposedPortsField, "8080"),
+        (NixImagePackagesField, "nixpkgs#hello"),
+        (NixImagePackagesField, [3]),
+        (NixImageMaxLayersField, "3"),
+        (NixImageMaxLayersField, 2.5),
+        (NixImageEntrypointField, "/bin/sh -c x"),
+        (NixImageCmdField, [["nested"]]),
+        (NixImageEnvField, ["A=B"]),
+        (NixImageLabelsField, {"a": 1}),
+        (NixImageBaseImageField, ["base.tar"]),
+        (NixImageRegistriesField, "@ci"),
+        (NixImageTagsField, "latest"),
+        (NixImageVolumesField, "/data"),
+        (NixImageTmpDirField, "yes"),
+        (NixImageCaCertificatesField, "true"),
+        (NixImageClosureGraphField, 1),
+        (NixImageSkipPushField, "no"),
+        (NixImageUsrBinEnvField, "yes"),
+        (NixImageForbiddenReferencesField, "*-gcc-*"),
+        (NixImageGroupsField, ["wheel"]),
+    ],
 )
 def test_wrong_types_are_rejected(field, value) -> None:
+    INPUTS_TRIED.append((field.alias, value))
     with pytest.raises(InvalidFieldTypeException):
         field(value, ADDRESS)
 
@@ -99,6 +153,7 @@ ROOTFS_BAD_VALUES = [
 
 @pytest.mark.parametrize("field,value,words", ROOTFS_BAD_VALUES)
 def test_bad_rootfs_values_name_target_field_and_fix(field, value, words: str) -> None:
+    INPUTS_TRIED.append((field.alias, value))
     with pytest.raises(InvalidFieldException) as e:
         field(value, ADDRESS)
     message = str(e.value)
@@ -108,3 +163,23 @@ def test_bad_rootfs_values_name_target_field_and_fix(field, value, words: str) -
 def test_accounts_fields_want_dicts() -> None:
     with pytest.raises(InvalidFieldTypeException):
         NixImageUsersField(["app"], ADDRESS)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [(NixImageLayeringField, "random"), (NixImageOutputFormatField, "zip")],
+)
+def test_unknown_choices_list_the_valid_ones(field, value) -> None:
+    INPUTS_TRIED.append((field.alias, value))
+    with pytest.raises(InvalidFieldException) as e:
+        field(value, ADDRESS)
+    message = str(e.value)
+    assert str(ADDRESS) in message and field.alias in message and repr(value) in message
+    assert all(choice in message for choice in field.valid_choices)
+
+
+def test_the_matrix_ran() -> None:
+    # Runs last in this file: how many bad values every field was given, all refused clearly.
+    fields = sorted({alias for alias, _ in INPUTS_TRIED})
+    print(f"FIGURE: bad input matrix: {len(INPUTS_TRIED)} bad values over {len(fields)} fields ({', '.join(fields)}), 0 accepted")
+    assert len(INPUTS_TRIED) >= 60

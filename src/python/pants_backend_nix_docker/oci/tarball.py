@@ -185,7 +185,16 @@ def store_layer_entries(store_paths: Iterable[str]) -> Iterator[TarEntry]:
         encoded = os.fsencode(path)
         if not encoded.startswith(b"/nix/store/") or encoded.count(b"/") != 3:
             raise TarError(f"{path!r} is not a top-level path in /nix/store.")
-        yield from walk_tree(encoded, encoded.lstrip(b"/"))
+        if not os.path.lexists(encoded):
+            raise TarError(
+                f"{path} is not in the Nix store: it was garbage-collected after the image's closure "
+                "was read. Build again (Nix realises it again); if a collector runs during builds, "
+                "keep the packages alive with GC roots."
+            )
+        try:
+            yield from walk_tree(encoded, encoded.lstrip(b"/"))
+        except FileNotFoundError as e:
+            raise TarError(f"{path} disappeared while its layer was written ({e}): the Nix store was garbage-collected underneath. Build again.")
 
 
 def write_tar(entries: Iterable[TarEntry], write: Callable[[bytes], object]) -> None:

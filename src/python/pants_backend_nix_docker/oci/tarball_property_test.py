@@ -216,5 +216,5 @@ def test_layers_extract_to_their_tree_and_do_not_depend_on_the_host(tree: Dir) -
 
 def test_the_property_ran() -> None:
     # Hypothesis runs the property before this (file order); report how many trees it tried.
-    print(f"tar property: {TREES_TRIED} generated trees written, extracted twice and rebuilt under other host settings")
+    print(f"FIGURE: tar property: {TREES_TRIED} generated trees written, extracted twice and rebuilt under other host settings")
     assert TREES_TRIED >= 80

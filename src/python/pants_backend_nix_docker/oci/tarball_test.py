@@ -139,3 +139,9 @@ def test_file_that_grows_while_read_is_an_error(tmp_path: Path) -> None:
     entry = TarEntry(name=b"f", kind=REGULAR, mode=0o444, size=2, source=os.fsencode(path))
     with pytest.raises(TarError, match="changed size"):
         tar_bytes([entry])
+
+
+def test_a_garbage_collected_store_path_is_named_with_what_to_do() -> None:
+    gone = "/nix/store/" + "0" * 32 + "-collected-1.0"
+    with pytest.raises(TarError, match="garbage-collected after the image's closure was read. Build again"):
+        list(tarball.store_layer_entries([gone]))

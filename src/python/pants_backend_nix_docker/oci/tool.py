@@ -50,10 +50,15 @@ def write_blob(entries: Iterable[TarEntry], compression: str, level: int, out_di
     blobs = os.path.join(out_dir, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
     partial = os.path.join(blobs, ".partial")
-    with open(partial, "wb") as out:
-        compressor = HashingCompressor(out, compression, level)
-        write_tar(entries, compressor.write)
-        stats = compressor.finish()
+    try:
+        with open(partial, "wb") as out:
+            compressor = HashingCompressor(out, compression, level)
+            write_tar(entries, compressor.write)
+            stats = compressor.finish()
+    except BaseException:
+        # A blob is named by its digest only when whole: nothing half-written is left behind.
+        os.unlink(partial)
+        raise
     os.replace(partial, os.path.join(blobs, stats.digest.split(":", 1)[1]))
     return dataclasses.asdict(stats)
 

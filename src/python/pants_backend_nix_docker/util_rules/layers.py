@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestSubset, FileContent, MergeDigests, PathGlobs
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult, ProcessResultMetadata
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResultMetadata
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
@@ -73,6 +73,10 @@ class RootfsLayerError(Exception):
     pass
 
 
+class StoreLayerError(Exception):
+    """A layer of store paths could not be written (the tool says why: e.g. a path was GC'd)."""
+
+
 def describe_paths(store_paths: tuple[str, ...], limit: int = 3) -> str:
     names = [store_path_name(p) for p in store_paths]
     shown = ", ".join(names[:limit])
@@ -104,7 +108,9 @@ async def build_store_layers(request: StoreLayerBatchRequest, tool: LayerToolPex
         ),
         settings,
     )
-    result = await Get(ProcessResult, Process, process)
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        raise StoreLayerError(f"Building the layers of {names} failed: {result.stderr.decode(errors='replace').strip()}")
     stats = [BlobStats(**s) for s in json.loads(result.stdout)]
     blobs = await MultiGet(
         Get(Digest, DigestSubset(result.output_digest, PathGlobs([blob_path(s.digest)]))) for s in stats
