@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -170,13 +171,32 @@ BAD_TARGETS = {
         'nix_docker_image(name="not-in-store", packages=["/nix/store/00000000000000000000000000000000-nothing"])',
         ["testprojects/bad:not-in-store", "`packages`", "don't know how to build"],
     ),
+    "fails-to-build": (
+        'nix_docker_image(name="fails-to-build", packages=["broken.nix#broken"])',
+        ["testprojects/bad:fails-to-build", "`packages`", "the build broke on purpose", "Fix the installable"],
+    ),
+    "unknown-user": (
+        f'nix_docker_image(name="unknown-user", packages=["//{NIX_SET}#hello"], user="nobody")',
+        ["testprojects/bad:unknown-user", "'user'", "nobody"],
+    ),
+    "through-a-symlink": (
+        f'nix_docker_image(name="through-a-symlink", packages=["//{NIX_SET}#hello", "//{NIX_SET}#busybox"], usr_bin_env=True, '
+        'directories={"/usr/bin/env/data": "root"})',
+        ["testprojects/bad:through-a-symlink", "'directories'", "/usr/bin/env to be a directory, but it is a symlink"],
+    ),
 }
+# A derivation that fails, salted so Nix really builds it: its error tail must reach the user.
+BROKEN_NIX = (
+    "let lib = import ../../build-support/nix/lib.nix; in {\n"
+    '  broken = lib.run { name = "broken-1.0"; script = "echo SALT; echo the build broke on purpose >&2; exit 1"; };\n}\n'
+)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_TARGETS))
 def test_bad_input_fails_clearly_and_leaves_dist_empty(repo: Repo, name: str) -> None:
     with repo.broken_targets("testprojects/bad"):
         repo.write("testprojects/bad/BUILD", "\n".join(build for build, _ in BAD_TARGETS.values()) + "\n")
+        repo.write("testprojects/bad/broken.nix", BROKEN_NIX.replace("SALT", uuid.uuid4().hex))
         shutil.rmtree(repo.root / "dist" / "testprojects.bad", ignore_errors=True)
         result = repo.pants("package", f"testprojects/bad:{name}")
     assert result.returncode != 0
