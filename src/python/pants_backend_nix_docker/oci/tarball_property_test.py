@@ -218,3 +218,45 @@ def test_the_property_ran() -> None:
     # Hypothesis runs the property before this (file order); report how many trees it tried.
     print(f"FIGURE: tar property: {TREES_TRIED} generated trees written, extracted twice and rebuilt under other host settings")
     assert TREES_TRIED >= 80
+
+
+ARCHIVES_TRIED = 0
+blob_names = st.binary(min_size=32, max_size=32).map(lambda b: b"blobs/sha256/" + b.hex().encode())
+layouts = st.dictionaries(
+    st.one_of(blob_names, st.sampled_from([b"index.json", b"manifest.json", b"oci-layout"])), st.binary(max_size=2000), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layouts, st.randoms(use_true_random=False))
+def test_an_archive_is_the_union_of_its_layout_dirs_however_they_are_split(files: dict, rng) -> None:
+    """The image archive: the OCI layout that several directories (the image's own files, the
+    shared store blobs) make together, the same bytes however the files are spread over them."""
+    from pants_backend_nix_docker.oci.tool import build_archive
+
+    global ARCHIVES_TRIED
+    ARCHIVES_TRIED += 1
+    with scratch() as tmp:
+        archives = []
+        for attempt in range(2):
+            dirs = [os.path.join(tmp, b"%d-%d" % (attempt, i)) for i in range(3)]
+            names = sorted(files)
+            rng.shuffle(names)
+            for name in names:
+                path = os.path.join(rng.choice(dirs), name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(files[name])
+            out = os.path.join(tmp, b"image-%d.tar" % attempt)
+            build_archive([os.fsdecode(d) for d in dirs], os.fsdecode(out))
+            with open(out, "rb") as f:
+                archives.append(f.read())
+        assert archives[0] == archives[1]
+        with tarfile.open(fileobj=io.BytesIO(archives[0])) as tf:
+            got = {os.fsencode(m.name): tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}
+        assert got == files
+
+
+def test_the_archive_property_ran() -> None:
+    print(f"FIGURE: archive property: {ARCHIVES_TRIED} generated layouts split over directories, same archive bytes each time")
+    assert ARCHIVES_TRIED >= 60
