@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -57,6 +58,18 @@ class Closure:
     @property
     def total_nar_size(self) -> int:
         return sum(info.nar_size for info in self.paths.values())
+
+    def without(self, paths: Iterable[str]) -> "Closure":
+        """The closure minus `paths` (say, what a base image already has), references to them
+        dropped: what is left to put in layers."""
+        gone = set(paths)
+        return Closure(
+            {
+                path: dataclasses.replace(info, references=tuple(r for r in info.references if r not in gone))
+                for path, info in self.paths.items()
+                if path not in gone
+            }
+        )
 
     def reachable_from(self, roots: Iterable[str]) -> frozenset[str]:
         seen: set[str] = set()

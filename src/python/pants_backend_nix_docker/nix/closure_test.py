@@ -42,3 +42,17 @@ def test_store_path_name() -> None:
     assert store_path_name(G) == "glibc-2.36"
     with pytest.raises(ClosureError):
         store_path_name("/nix/store/short-x")
+
+
+def test_without_drops_paths_and_references_to_them() -> None:
+    closure = parse_path_info(
+        json.dumps(
+            [
+                {"path": A, "narSize": 10, "references": [G]},
+                {"path": G, "narSize": 20, "references": []},
+            ]
+        )
+    )
+    rest = closure.without([G])
+    assert set(rest.paths) == {A} and rest.paths[A].references == ()
+    assert closure.without([]) == closure and not closure.without([A, G]).paths

@@ -9,6 +9,7 @@ Only the standard library is imported: the layer tool runs this outside Pants.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -110,6 +111,7 @@ class BaseLayer:
     size: int
     media_type: str
     diff_id: str
+    store_paths: tuple[str, ...] = ()  # the top-level /nix/store paths the layer holds
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,10 @@ class BaseImageInfo:
     def to_json(self) -> dict[str, Any]:
         return {
             "manifest_digest": self.manifest_digest,
-            "layers": [{"digest": l.digest, "size": l.size, "media_type": l.media_type, "diff_id": l.diff_id} for l in self.layers],
+            "layers": [
+                {"digest": l.digest, "size": l.size, "media_type": l.media_type, "diff_id": l.diff_id, "store_paths": list(l.store_paths)}
+                for l in self.layers
+            ],
             "config": dict(self.config),
             "history": [dict(h) for h in self.history],
         }
@@ -131,7 +136,7 @@ class BaseImageInfo:
     def from_json(cls, data: Mapping[str, Any]) -> "BaseImageInfo":
         return cls(
             data["manifest_digest"],
-            tuple(BaseLayer(l["digest"], l["size"], l["media_type"], l["diff_id"]) for l in data["layers"]),
+            tuple(BaseLayer(l["digest"], l["size"], l["media_type"], l["diff_id"], tuple(l.get("store_paths", ()))) for l in data["layers"]),
             data["config"],
             tuple(data["history"]),
         )
@@ -309,6 +314,37 @@ def copy_layers(info: BaseImageInfo, paths: Mapping[str, str], out_dir: str, mov
             os.replace(source, target)
         else:
             shutil.copyfile(source, target)
+
+
+_STORE_MEMBER = re.compile(r"^(?:\./)?nix/store/([0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+)(?:/|$)")
+
+
+def layer_store_paths(path: str, media_type: str) -> tuple[str, ...]:
+    """The top-level store paths a layer blob holds, read from its tar headers.
+
+    An image built on a base need not ship again what the base has: store paths are immutable,
+    so the same path is the same bytes. Whiteouts (`.wh.` names) never match a store path name.
+    """
+    found: set[str] = set()
+    with open(path, "rb") as raw:
+        if media_type == MEDIA_TYPE_OCI_ZSTD:
+            import zstandard
+
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+            mode = "r|"
+        else:
+            stream, mode = raw, "r|*"  # tarfile reads plain and gzip tars itself
+        with tarfile.open(fileobj=stream, mode=mode) as tar:
+            for member in tar:
+                match = _STORE_MEMBER.match(member.name)
+                if match:
+                    found.add("/nix/store/" + match.group(1))
+    return tuple(sorted(found))
+
+
+def with_store_paths(info: BaseImageInfo, paths: Mapping[str, str]) -> BaseImageInfo:
+    layers = tuple(dataclasses.replace(l, store_paths=layer_store_paths(paths[l.digest], l.media_type)) for l in info.layers)
+    return dataclasses.replace(info, layers=layers)
 
 
 def _env_pairs(env: Sequence[str]) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from pants_backend_nix_docker.oci.base_image import (
     BaseImageInfo,
     BaseImageSource,
     copy_layers,
+    layer_store_paths,
     merge_config,
     parse_base_image,
     read_base_image,
@@ -178,3 +179,13 @@ def test_merge_config_image_wins() -> None:
     # An entrypoint of the image's own drops the base's Cmd, which was meant for the base's.
     own = merge_config(base, ContainerConfig(entrypoint=("/bin/app",), user="app"))
     assert (own.entrypoint, own.cmd, own.user) == (("/bin/app",), (), "app")
+
+
+def test_lists_the_store_paths_a_layer_ships(tmp_path: Path) -> None:
+    a, b = "/nix/store/" + "a" * 32 + "-busybox-1.35.0", "/nix/store/" + "b" * 32 + "-hello-1.0"
+    blob, _ = _layer({a[1:] + "/bin/sh": b"x", b[1:] + "/bin/hello": b"y", "etc/passwd": b"root", "nix/store/.wh.gone": b""}, compress=True)
+    (tmp_path / "layer").write_bytes(blob)
+    assert layer_store_paths(str(tmp_path / "layer"), MEDIA_TYPE_OCI_GZIP) == (a, b)
+    plain, _ = _layer({"./" + b[1:] + "/x": b"z"}, compress=False)
+    (tmp_path / "plain").write_bytes(plain)
+    assert layer_store_paths(str(tmp_path / "plain"), MEDIA_TYPE_OCI_TAR) == (b,)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 from typing import Iterable, Iterator, Sequence
 
-from pants_backend_nix_docker.oci.base_image import BaseImageError, copy_layers, read_base_image
+from pants_backend_nix_docker.oci.base_image import BaseImageError, copy_layers, read_base_image, with_store_paths
 from pants_backend_nix_docker.oci.compression import COMPRESSIONS, HashingCompressor
 from pants_backend_nix_docker.oci.registries import explain_failure
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
@@ -89,6 +89,7 @@ def build_archive(layouts: Sequence[str], output: str) -> None:
 def read_base(path: str, pin: str | None, out_dir: str) -> None:
     scratch = os.path.join(out_dir, ".unpacked")
     info, paths = read_base_image(path, pin, scratch)
+    info = with_store_paths(info, paths)
     copy_layers(info, paths, out_dir, move=not os.path.isdir(path))
     shutil.rmtree(scratch, ignore_errors=True)
     with open(os.path.join(out_dir, "base.json"), "w") as f:

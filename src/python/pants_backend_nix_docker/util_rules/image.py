@@ -280,14 +280,16 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     base_layer_infos = [
         LayerInfo(Descriptor(layer.media_type, layer.digest, layer.size), layer.diff_id, None) for layer in (base_info.layers if base_info else ())
     ]
+    # What the base already ships is not shipped again: a store path is the same bytes anywhere.
+    to_layer = closure.without(path for layer in (base_info.layers if base_info else ()) for path in layer.store_paths)
     budget = request.max_layers - len(top_requests) - len(base_layer_infos)
-    if budget < 1:
+    if budget < 1 and to_layer.paths:
         raise InvalidFieldException(
             f"The {NixImageMaxLayersField.alias!r} field in target {address} is {request.max_layers}, but the base image has "
             f"{len(base_layer_infos)} layers and the image needs {len(top_requests)} of its own plus at least one for its store "
             f"paths. Set `max_layers` to at least {len(base_layer_infos) + len(top_requests) + 1}."
         )
-    plan = layering.plan_store_layers(closure, budget, strategy)
+    plan = layering.plan_store_layers(to_layer, budget, strategy) if to_layer.paths else ()
     sizes = {path: info.nar_size for path, info in closure.paths.items()}
     batches = layering.batch_layers(plan, sizes, settings.layer_buckets, settings.layer_alone_above)
     built_batches = await MultiGet(
@@ -340,7 +342,10 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         config_size=len(files.files[blob_path(files.config_digest)]),
         manifest_size=len(files.files[blob_path(files.manifest_digest)]),
         layers=[
-            *(report_lib.ReportLayer(l.descriptor.digest, l.descriptor.size, None, "base image layer") for l in base_layer_infos),
+            *(
+                report_lib.ReportLayer(l.digest, l.size, None, "base image layer", l.store_paths)
+                for l in (base_info.layers if base_info else ())
+            ),
             *(report_lib.ReportLayer(l.stats.digest, l.stats.size, l.stats.uncompressed_size, l.created_by, l.store_paths) for l in layers),
         ],
         closure=closure,
