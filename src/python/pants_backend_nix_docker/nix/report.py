@@ -55,6 +55,14 @@ def file_references(links: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return found
 
 
+def referenced_by(config: Mapping[str, Any], links: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """What outside the store names each store path: the image config, and links of its files."""
+    found = {path: [f"config {place}" for place in places] for path, places in config_references(config).items()}
+    for path, places in file_references(links).items():
+        found.setdefault(path, []).extend(places)
+    return found
+
+
 def shortest_chains(closure: Closure, roots: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """For every path, one shortest reference chain from an image root to it (root first).
 

@@ -79,6 +79,14 @@ class RootfsSpec:
     def is_empty(self) -> bool:
         return not (self.nodes or self.link_trees or self.first_of)
 
+    def store_links(self) -> list[tuple[str, str]]:
+        """(what in the image, where it points) for everything that points into the store. The
+        layer tool links the first candidate of a FirstOf that has the file; each may be it."""
+        links = [(n.path, n.target) for n in self.nodes if n.kind == "symlink"]
+        links += [(f"{t.subpath}/* ({t.field})", t.package) for t in self.link_trees]
+        links += [(f"{f.path} candidate ({f.field})", candidate) for f in self.first_of for candidate in f.candidates]
+        return links
+
     def to_json(self) -> dict:
         return {
             "nodes": [{k: (v.hex() if isinstance(v, bytes) else v) for k, v in n.__dict__.items()} for n in self.nodes],

@@ -25,7 +25,7 @@ from pants_backend_nix_docker.nix.installables import (
     substitute_package_refs,
 )
 from pants_backend_nix_docker.oci import layering
-from pants_backend_nix_docker.oci.base_image import merge_config
+from pants_backend_nix_docker.oci.base_image import BaseImageInfo, merge_config
 from pants_backend_nix_docker.oci import tags as tags_lib
 from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
@@ -49,15 +49,18 @@ from pants_backend_nix_docker.target_types import (
     NixImageDependenciesField,
     NixImageEntrypointField,
     NixImageEnvField,
-    NixImageForbiddenReferencesField,
-    NixImageMaxImageSizeField,
-    NixImageMaxLayersField,
     NixImageTagsField,
     NixImageWorkingDirField,
 )
 from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
 from pants_backend_nix_docker.util_rules.base_image import BaseImage, BaseImageRequest
+from pants_backend_nix_docker.util_rules.image_policy import (
+    check_config_references,
+    check_forbidden,
+    check_layer_budget,
+    check_size,
+)
 from pants_backend_nix_docker.util_rules.closure_graph import ClosureGraph, ClosureGraphRequest
 from pants_backend_nix_docker.util_rules.git import GitRevision
 from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerBatch, StoreLayerBatchRequest
@@ -163,50 +166,49 @@ async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest
     return archive.output_digest
 
 
-def _check_config_references(address: Address, container: ContainerConfig, closure: Closure) -> None:
-    """A store path the image's own config names must be in the image, or the image is broken."""
-    for path, places in report_lib.config_references(container.to_json()).items():
-        if path not in closure.paths:
-            key = places[0].split()[0]
-            field = report_lib.CONFIG_FIELDS[key]
-            raise InvalidFieldException(
-                f"The {field!r} field in target {address} names {path} ({', '.join(places)}), which is not in the image: "
-                f"no package's closure holds it. Add it to `packages`, or write `${{pkgs.NAME}}` for a package's path."
-            )
+def _top_layer_requests(
+    request: NixImageRequest, rootfs_spec: RootfsSpec, artifacts: ImageArtifacts, compression: str, level: int
+) -> list[RootfsLayerRequest]:
+    """Stable customisation below, the artifacts that change every commit on top: an app change
+    rebuilds and re-ships one small layer."""
+    requests = []
+    if not rootfs_spec.is_empty():
+        spec = canonical_json(rootfs_spec.to_json())
+        requests.append(RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, compression, level, "image root filesystem"))
+    if not artifacts.is_empty:
+        spec = canonical_json(RootfsSpec(nodes=artifacts.nodes).to_json())
+        requests.append(RootfsLayerRequest(request.address, spec, artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"))
+    return requests
 
 
-def _referenced_by(container: ContainerConfig, spec: RootfsSpec) -> dict[str, list[str]]:
-    """What outside the store names each store path: the config, and links of the root filesystem."""
-    links = [(n.path, n.target) for n in spec.nodes if n.kind == "symlink"]
-    links += [(f"{t.subpath}/* ({t.field})", t.package) for t in spec.link_trees]
-    # The layer tool links the first candidate that has the file; each one may be it.
-    links += [(f"{f.path} candidate ({f.field})", candidate) for f in spec.first_of for candidate in f.candidates]
-    found = {path: [f"config {place}" for place in places] for path, places in report_lib.config_references(container.to_json()).items()}
-    for path, places in report_lib.file_references(links).items():
-        found.setdefault(path, []).extend(places)
-    return found
-
-
-def _check_forbidden(request: NixImageRequest, closure: Closure, roots: tuple[str, ...]) -> None:
-    found = report_lib.forbidden_paths(closure, roots, request.forbidden_references)
-    if found:
-        lines = [f"  {path} matches {pattern!r}, pulled in by: {report_lib.format_chain(chain)}" for pattern, path, chain in found]
-        raise InvalidFieldException(
-            f"The image of target {request.address} contains store paths its {NixImageForbiddenReferencesField.alias!r} "
-            f"field forbids:\n" + "\n".join(lines) + "\nDrop the package (or the reference) that pulls them in, "
-            "or remove the pattern from `forbidden_references`."
+def _sbom(request: NixImageRequest, closure: Closure, roots: tuple[str, ...]) -> bytes:
+    return canonical_json(
+        report_lib.spdx_document(
+            # Not the address: two targets with the same inputs make the same image.
+            name=request.repository,
+            namespace=f"https://pants-nix-docker.invalid/spdx/{request.repository}/{tags_lib.closure_hash(closure.paths)}",
+            created=_created(request.created),
+            closure=closure,
+            roots=roots,
         )
+    )
 
 
-def _check_size(request: NixImageRequest, report: Mapping) -> None:
-    size = report["image"]["size"]
-    if request.max_image_size is not None and size > request.max_image_size:
-        lines = "\n".join(f"  {line}" for line in report_lib.largest_contributors(report))
-        raise InvalidFieldException(
-            f"The image of target {request.address} is {report_lib.human_size(size)} ({size} bytes), over its "
-            f"{NixImageMaxImageSizeField.alias!r} of {report_lib.human_size(request.max_image_size)} ({request.max_image_size} bytes). "
-            f"The largest contributors:\n{lines}\nMake the closure smaller, or raise `max_image_size`."
-        )
+def _annotations(sbom: bytes, base: BaseImage, base_info: BaseImageInfo | None) -> dict[str, str]:
+    # The image says which SBOM describes it (the SBOM sits next to it in dist/), and what it is built on.
+    annotations = {ANNOTATION_SBOM_DIGEST: sha256_digest(sbom), ANNOTATION_SBOM_MEDIA_TYPE: "application/spdx+json"}
+    if base_info:
+        annotations[ANNOTATION_BASE_DIGEST] = base_info.manifest_digest
+        if base.name:
+            annotations[ANNOTATION_BASE_NAME] = base.name
+    return annotations
+
+
+def _report_layers(base_info: BaseImageInfo | None, layers: tuple[BuiltLayer, ...]) -> list[report_lib.ReportLayer]:
+    return [
+        *(report_lib.ReportLayer(l.digest, l.size, None, "base image layer", l.store_paths) for l in (base_info.layers if base_info else ())),
+        *(report_lib.ReportLayer(l.stats.digest, l.stats.size, l.stats.uncompressed_size, l.created_by, l.store_paths) for l in layers),
+    ]
 
 
 async def _render_tags(request: NixImageRequest, closure: Closure) -> tuple[str, ...]:
@@ -251,9 +253,9 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     base_info = base.info
     roots = tuple(path for r in realised for path in r.outputs)
     closure = await Get(Closure, ClosureRequest(roots, address))
-    _check_forbidden(request, closure, roots)
+    check_forbidden(address, closure, roots, request.forbidden_references)
     container = _substitute_config(address, request.container, package_ref_table([(r.installable, r.outputs) for r in realised]))
-    _check_config_references(address, container, closure)
+    check_config_references(address, container, closure)
 
     package_roots = [r.outputs[0] for r in realised[: len(installables)]]
     cacert_root = realised[-1].outputs[0] if cacert else None
@@ -267,72 +269,37 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         raise _field_error(address, e, getattr(custom, e.field, None))
 
     compression, level = settings.compression.value, settings.level
-    # Stable customisation below, the artifacts that change every commit on top: an app change
-    # rebuilds and re-ships one small layer.
-    top_requests = []
-    if not rootfs_spec.is_empty():
-        top_requests.append(RootfsLayerRequest(address, canonical_json(rootfs_spec.to_json()), EMPTY_DIGEST, compression, level, "image root filesystem"))
-    if not artifacts.is_empty:
-        app_spec = RootfsSpec(nodes=artifacts.nodes)
-        top_requests.append(RootfsLayerRequest(address, canonical_json(app_spec.to_json()), artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"))
-
-    strategy = request.layering or settings.layering.value
-    base_layer_infos = [
-        LayerInfo(Descriptor(layer.media_type, layer.digest, layer.size), layer.diff_id, None) for layer in (base_info.layers if base_info else ())
-    ]
+    top_requests = _top_layer_requests(request, rootfs_spec, artifacts, compression, level)
+    base_layers = base_info.layers if base_info else ()
     # What the base already ships is not shipped again: a store path is the same bytes anywhere.
-    to_layer = closure.without(path for layer in (base_info.layers if base_info else ()) for path in layer.store_paths)
-    budget = request.max_layers - len(top_requests) - len(base_layer_infos)
-    if budget < 1 and to_layer.paths:
-        raise InvalidFieldException(
-            f"The {NixImageMaxLayersField.alias!r} field in target {address} is {request.max_layers}, but the base image has "
-            f"{len(base_layer_infos)} layers and the image needs {len(top_requests)} of its own plus at least one for its store "
-            f"paths. Set `max_layers` to at least {len(base_layer_infos) + len(top_requests) + 1}."
-        )
-    plan = layering.plan_store_layers(to_layer, budget, strategy) if to_layer.paths else ()
+    to_layer = closure.without(path for layer in base_layers for path in layer.store_paths)
+    budget = check_layer_budget(address, request.max_layers, len(base_layers), len(top_requests), bool(to_layer.paths))
+    plan = layering.plan_store_layers(to_layer, budget, request.layering or settings.layering.value) if to_layer.paths else ()
     sizes = {path: info.nar_size for path, info in closure.paths.items()}
     batches = layering.batch_layers(plan, sizes, settings.layer_buckets, settings.layer_alone_above)
-    built_batches = await MultiGet(
-        Get(StoreLayerBatch, StoreLayerBatchRequest(batch, compression, level)) for batch in batches
+    # The image's own layers build alongside the store's: on a cold build the app layer does not
+    # wait for the big store layers.
+    built = await MultiGet(
+        *(Get(StoreLayerBatch, StoreLayerBatchRequest(batch, compression, level)) for batch in batches),
+        *(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests),
     )
-    top_layers = await MultiGet(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests)
+    built_batches, top_layers = built[: len(batches)], built[len(batches) :]
     by_paths = {layer.store_paths: layer for batch in built_batches for layer in batch.layers}
     layers = (*(by_paths[tuple(sorted(paths))] for paths in plan), *top_layers)
-    layer_infos = base_layer_infos + [
-        LayerInfo(Descriptor(MEDIA_TYPES[compression], layer.stats.digest, layer.stats.size), layer.stats.diff_id, layer.created_by)
-        for layer in layers
-    ]
+
     tags = await _render_tags(request, closure)
-    sbom = canonical_json(
-        report_lib.spdx_document(
-            # Not the address: two targets with the same inputs make the same image.
-            name=request.repository,
-            namespace=f"https://pants-nix-docker.invalid/spdx/{request.repository}/{tags_lib.closure_hash(closure.paths)}",
-            created=_created(request.created),
-            closure=closure,
-            roots=roots,
-        )
-    )
-    # The image says which SBOM describes it; the SBOM sits next to it in dist/.
-    annotations = {ANNOTATION_SBOM_DIGEST: sha256_digest(sbom), ANNOTATION_SBOM_MEDIA_TYPE: "application/spdx+json"}
-    if base_info:
-        annotations[ANNOTATION_BASE_DIGEST] = base_info.manifest_digest
-        if base.name:
-            annotations[ANNOTATION_BASE_NAME] = base.name
+    sbom = _sbom(request, closure, roots)
     files = image_files(
-        layer_infos,
+        [
+            *(LayerInfo(Descriptor(l.media_type, l.digest, l.size), l.diff_id, None) for l in base_layers),
+            *(LayerInfo(Descriptor(MEDIA_TYPES[compression], l.stats.digest, l.stats.size), l.stats.diff_id, l.created_by) for l in layers),
+        ],
         container,
         _created(request.created),
         request.repository,
         tags,
-        annotations=annotations,
+        annotations=_annotations(sbom, base, base_info),
         base_history=base_info.history if base_info else (),
-    )
-    # Store layers are the bulk and are shared by many images, so they stay one digest: a layout
-    # is made of them directly, an archive process gets them as an immutable input.
-    store_blobs, own_files = await MultiGet(
-        Get(Digest, MergeDigests([base.blobs, *(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)])),
-        Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items())),
     )
     report = report_lib.image_report(
         address=str(address),
@@ -341,26 +308,29 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         manifest_digest=files.manifest_digest,
         config_size=len(files.files[blob_path(files.config_digest)]),
         manifest_size=len(files.files[blob_path(files.manifest_digest)]),
-        layers=[
-            *(
-                report_lib.ReportLayer(l.digest, l.size, None, "base image layer", l.store_paths)
-                for l in (base_info.layers if base_info else ())
-            ),
-            *(report_lib.ReportLayer(l.stats.digest, l.stats.size, l.stats.uncompressed_size, l.created_by, l.store_paths) for l in layers),
-        ],
+        layers=_report_layers(base_info, layers),
         closure=closure,
         roots=roots,
-        referenced_by=_referenced_by(container, rootfs_spec),
+        referenced_by=report_lib.referenced_by(container.to_json(), rootfs_spec.store_links()),
     )
-    _check_size(request, report)
+    check_size(address, report, request.max_image_size)
+
     stem = request.output_path[: -len(".tar")] if request.output_path.endswith(".tar") else request.output_path
     report_path, sbom_path = f"{stem}.report.json", f"{stem}.spdx.json"
-    graph_request = ClosureGraphRequest(report_lib.closure_dot(closure, roots), f"{stem}.closure.dot", f"{stem}.closure.svg")
-    own, side_files, graph = await MultiGet(
-        Get(Digest, MergeDigests([own_files, *(layer.blob for layer in top_layers)])),
-        Get(Digest, CreateDigest([FileContent(report_path, canonical_json(report)), FileContent(sbom_path, sbom)])),
-        Get(ClosureGraph, ClosureGraphRequest, graph_request if request.closure_graph else ClosureGraphRequest("", "", "")),
+    graph_request = (
+        ClosureGraphRequest(report_lib.closure_dot(closure, roots), f"{stem}.closure.dot", f"{stem}.closure.svg")
+        if request.closure_graph
+        else ClosureGraphRequest("", "", "")
     )
+    # Store layers are the bulk and are shared by many images, so they stay one digest: a layout
+    # is made of them directly, an archive process gets them as an immutable input.
+    own_files, store_blobs, side_files, graph = await MultiGet(
+        Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items())),
+        Get(Digest, MergeDigests([base.blobs, *(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)])),
+        Get(Digest, CreateDigest([FileContent(report_path, canonical_json(report)), FileContent(sbom_path, sbom)])),
+        Get(ClosureGraph, ClosureGraphRequest, graph_request),
+    )
+    own = await Get(Digest, MergeDigests([own_files, *(layer.blob for layer in top_layers)]))
     if request.output_format == "layout":
         # Every blob is already a file in Pants' store: the layout is made of them, not copies.
         layout_dir = await Get(Digest, MergeDigests([own, store_blobs]))
@@ -376,7 +346,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         config_digest=files.config_digest,
         size=files.total_size,
         layers=tuple(layers),
-        base_layers=len(base_layer_infos),
+        base_layers=len(base_layers),
         closure_paths=tuple(sorted(closure.paths)),
         tags=tags,
         report_path=report_path,
