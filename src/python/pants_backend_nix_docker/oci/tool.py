@@ -26,14 +26,12 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
-import subprocess
 import sys
 from typing import Iterable, Iterator, Sequence
 
-from pants_backend_nix_docker.oci.base_image import BaseImageError, copy_layers, read_base_image, with_store_paths
+# Only what every layer process needs is imported up front: a monorepo build starts one process
+# per app layer, and `base` and `push` (tarfile, subprocess, ...) import their own.
 from pants_backend_nix_docker.oci.compression import COMPRESSIONS, HashingCompressor
-from pants_backend_nix_docker.oci.registries import explain_failure
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
 from pants_backend_nix_docker.oci.tarball import (
     DIRECTORY,
@@ -87,6 +85,10 @@ def build_archive(layouts: Sequence[str], output: str) -> None:
 
 
 def read_base(path: str, pin: str | None, out_dir: str) -> None:
+    import shutil
+
+    from pants_backend_nix_docker.oci.base_image import copy_layers, read_base_image, with_store_paths
+
     scratch = os.path.join(out_dir, ".unpacked")
     info, paths = read_base_image(path, pin, scratch)
     info = with_store_paths(info, paths)
@@ -97,6 +99,10 @@ def read_base(path: str, pin: str | None, out_dir: str) -> None:
 
 
 def push(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
+    import subprocess
+
+    from pants_backend_nix_docker.oci.registries import explain_failure
+
     proc = subprocess.Popen(list(skopeo_argv), stderr=subprocess.PIPE, text=True, errors="replace")
     assert proc.stderr is not None
     said = []
@@ -153,14 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             entries = tar_entries(rootfs_nodes(spec))
             json.dump(write_blob(entries, args.compression, args.level, args.out_dir), sys.stdout, sort_keys=True)
         elif args.command == "base":
-            read_base(args.input, args.pin, args.output)
+            from pants_backend_nix_docker.oci.base_image import BaseImageError
+
+            try:
+                read_base(args.input, args.pin, args.output)
+            except BaseImageError as e:
+                print(str(e), file=sys.stderr)
+                return 2
         else:
             build_archive(args.layout, args.output)
     except RootfsError as e:
         print(f"{e.field}\t{e}", file=sys.stderr)
-        return 2
-    except BaseImageError as e:
-        print(str(e), file=sys.stderr)
         return 2
     except (TarError, OSError) as e:
         print(f"nix-docker-layer-tool: {e}", file=sys.stderr)
