@@ -12,37 +12,38 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from pants_backend_nix_docker.nix.report import human_size
 from pants_backend_nix_docker.oci.customisation import Customisation
 from pants_backend_nix_docker.oci.image_json import ContainerConfig
 from pants_backend_nix_docker.target_types import (
-    NixImageBaseImageField,
-    NixImageClosureGraphField,
-    NixImageForbiddenReferencesField,
-    NixImageMaxImageSizeField,
     NixImageAppDirField,
+    NixImageBaseImageField,
     NixImageBinShField,
     NixImageCaCertificatesField,
+    NixImageClosureGraphField,
     NixImageCmdField,
+    NixImageCreatedField,
     NixImageDependenciesField,
     NixImageDirectoriesField,
-    NixImageGroupsField,
-    NixImagePathsToLinkField,
-    NixImageTmpDirField,
-    NixImageUsersField,
-    NixImageUsrBinEnvField,
-    NixImageCreatedField,
     NixImageEntrypointField,
     NixImageEnvField,
     NixImageExposedPortsField,
+    NixImageForbiddenReferencesField,
+    NixImageGroupsField,
     NixImageLabelsField,
     NixImageLayeringField,
+    NixImageMaxImageSizeField,
     NixImageMaxLayersField,
     NixImageOutputFormatField,
     NixImageOutputPathField,
     NixImagePackagesField,
+    NixImagePathsToLinkField,
     NixImageRepositoryField,
     NixImageTagsField,
+    NixImageTmpDirField,
     NixImageUserField,
+    NixImageUsersField,
+    NixImageUsrBinEnvField,
     NixImageVolumesField,
     NixImageWorkingDirField,
 )
@@ -133,10 +134,6 @@ class BuiltNixImage(BuiltPackageArtifact):
     tags: tuple[str, ...] = ()
 
 
-def _human_size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
-
-
 _SOURCE_WORDS = {
     ProcessResultMetadata.Source.RAN: "built",
     ProcessResultMetadata.Source.HIT_LOCALLY: "from the local cache",
@@ -164,7 +161,7 @@ async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: Ru
                 image.output_path,
                 extra_log_lines=(
                     f"    image {names}: {image.manifest_digest}",
-                    f"    {_human_size(image.size)} in {len(image.layers) + image.base_layers} layers, "
+                    f"    {human_size(image.size)} in {len(image.layers) + image.base_layers} layers, "
                     f"{len(image.closure_paths)} store paths; layers: {layer_provenance(image.layers, run_id, image.base_layers)}",
                 ),
                 repository=request.repository,

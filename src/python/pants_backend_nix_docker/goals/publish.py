@@ -10,7 +10,7 @@ write, tested against every registry:
   there: a failed push never leaves a tag naming a missing blob;
 - it reads credentials where users keep them (REGISTRY_AUTH_FILE, ~/.docker/config.json, podman's
   auth.json, credential helpers) and trusts CAs the containers way (--cert-dir, certs.d).
-Our layer tool runs it and turns its failures into a sentence with a fix. Pushes are
+Our image tool (oci/image_tool.py) runs it and turns its failures into a sentence with a fix. Pushes are
 InteractiveProcesses: never cached, locally or remotely, and credentials are never in their argv
 or env (only the paths of the files that hold them are).
 """
@@ -38,11 +38,9 @@ from pants_backend_nix_docker.target_types import (
     NixImageSkipPushField,
     NixImageTagsField,
 )
-from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
-from pants_backend_nix_docker.util_rules.skopeo import SkopeoBinary
+from pants_backend_nix_docker.util_rules.layer_tool import ImageToolPex
+from pants_backend_nix_docker.util_rules.skopeo import SKOPEO_ENV, SkopeoBinary
 
-# What skopeo needs from the user's environment to find credentials and its configuration.
-_PASSED_ENV = ("HOME", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "PATH")
 
 
 class PublishNixImageRequest(PublishRequest):
@@ -66,7 +64,7 @@ class PublishNixImageFieldSet(PublishFieldSet):
 
 @rule(desc="Publishing a Nix image")
 async def publish_nix_image(
-    request: PublishNixImageRequest, settings: NixDockerSubsystem, skopeo: SkopeoBinary, tool: LayerToolPex
+    request: PublishNixImageRequest, settings: NixDockerSubsystem, skopeo: SkopeoBinary, tool: ImageToolPex
 ) -> PublishProcesses:
     fs = request.field_set
     built = request.packages[0].artifacts[0]
@@ -93,7 +91,7 @@ async def publish_nix_image(
     package = request.packages[0]
     relpath = built.relpath
     transport = "oci-archive" if fs.output_format.value == "archive" else "oci"
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV))
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV))
     pushes, jobs = [], []
     for registry in registries:
         refs = tuple(f"{registry.address}/{repository}:{tag}" for tag in tags)

@@ -67,12 +67,14 @@ async def run_nix_image(
             f"The {field_set.output_format.alias!r} field in target {field_set.address} is 'layout', but "
             "`pants run` loads an archive into podman or docker. Leave `output_format` out (or set 'archive') to run it."
         )
-    podman, docker, env = await MultiGet(
-        Get(BinaryPaths, BinaryPathRequest(binary_name="podman", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"]))),
-        Get(BinaryPaths, BinaryPathRequest(binary_name="docker", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"]))),
+    # Only the engines the setting may pick are looked for.
+    wanted = {ImageRuntime.auto: ("podman", "docker"), ImageRuntime.podman: ("podman",), ImageRuntime.docker: ("docker",)}[settings.runtime]
+    *found, env = await MultiGet(
+        *(Get(BinaryPaths, BinaryPathRequest(binary_name=name, search_path=nix.executable_search_path, test=BinaryPathTest(["--version"]))) for name in wanted),
         Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV)),
     )
-    docker_path = docker.first_path.path if docker.first_path else None
+    paths = {name: (f.first_path.path if f.first_path else None) for name, f in zip(wanted, found)}
+    docker_path = paths.get("docker")
     docker_answers = False
     if docker_path and settings.runtime == ImageRuntime.auto:
         answer = await Get(
@@ -87,7 +89,7 @@ async def run_nix_image(
             ),
         )
         docker_answers = answer.exit_code == 0
-    engine, engine_path = choose_runtime(settings.runtime.value, podman.first_path.path if podman.first_path else None, docker_path, docker_answers)
+    engine, engine_path = choose_runtime(settings.runtime.value, paths.get("podman"), docker_path, docker_answers)
     built = await Get(NixImage, NixImageRequest, field_set.image_request())
     image = image_name(engine, field_set.repository.value_or_default(field_set.address), built.tags[0])
     return RunRequest(

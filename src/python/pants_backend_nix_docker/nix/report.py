@@ -91,19 +91,14 @@ def matches(pattern: str, path: str) -> bool:
     return fnmatch.fnmatchcase(subject, pattern) or fnmatch.fnmatchcase("-" + subject, pattern)
 
 
-def why(closure: Closure, roots: Iterable[str], pattern: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(path, shortest chain) for every closure path matching `pattern`, biggest first."""
-    chains = shortest_chains(closure, roots)
-    found = [(path, chains[path]) for path in closure.paths if path in chains and matches(pattern, path)]
-    return sorted(found, key=lambda item: (-closure.paths[item[0]].nar_size, item[0]))
-
-
 def format_chain(chain: Sequence[str]) -> str:
     return " -> ".join(store_path_name(p) for p in chain)
 
 
 def forbidden_paths(closure: Closure, roots: Iterable[str], patterns: Sequence[str]) -> list[tuple[str, str, tuple[str, ...]]]:
     """(pattern, path, chain) for every path a forbidden pattern matches."""
+    if not patterns:
+        return []
     chains = shortest_chains(closure, roots)
     found = []
     for pattern in patterns:
@@ -189,6 +184,12 @@ def image_report(
     }
 
 
+def largest_paths(report: Mapping[str, Any], pattern: str | None = None) -> list[tuple[str, Mapping[str, Any]]]:
+    """The report's store paths (those matching `pattern`, if given), biggest first."""
+    found = [(path, info) for path, info in report["store_paths"].items() if pattern is None or matches(pattern, path)]
+    return sorted(found, key=lambda item: (-item[1]["nar_size"], item[0]))
+
+
 def human_size(size: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if size >= scale:
@@ -215,8 +216,7 @@ def render_report(report: Mapping[str, Any], width: int = 100, largest: int = 10
     totals = report["totals"]
     lines.append(f"{'':>3}  {human_size(totals['compressed']):>10}  {human_size(totals['uncompressed']):>10}  total ({totals['layers']} layers)")
     lines += ["", f"largest store paths ({totals['store_paths']} in all, {human_size(totals['nar_size'])} NAR):"]
-    by_size = sorted(report["store_paths"].items(), key=lambda item: (-item[1]["nar_size"], item[0]))
-    for path, info in by_size[:largest]:
+    for path, info in largest_paths(report)[:largest]:
         chain = " <- ".join(store_path_name(p) for p in reversed(info["chain"][:-1])) or "an image root"
         lines.append(cut(f"{human_size(info['nar_size']):>10}  {info['name']}  (via {chain})", width))
     lines.append(f"image size: {human_size(image['size'])} (config, manifest and layers, as a registry stores them)")
@@ -225,10 +225,7 @@ def render_report(report: Mapping[str, Any], width: int = 100, largest: int = 10
 
 def render_why(report: Mapping[str, Any], pattern: str, width: int = 100) -> str:
     """Every store path matching `pattern`, what in the image names it, and its chain from a root."""
-    hits = sorted(
-        ((path, info) for path, info in report["store_paths"].items() if matches(pattern, path)),
-        key=lambda item: (-item[1]["nar_size"], item[0]),
-    )
+    hits = largest_paths(report, pattern)
     if not hits:
         return f"{report['address']}: no store path matches {pattern!r} ({len(report['store_paths'])} paths in the image)"
     lines = [f"{report['address']}: {len(hits)} store path(s) match {pattern!r}"]
@@ -351,8 +348,7 @@ def parse_size(value: int | str) -> int:
 
 def largest_contributors(report: Mapping[str, Any], count: int = 5) -> list[str]:
     """Lines naming the biggest store paths (with why) and the biggest layers."""
-    by_size = sorted(report["store_paths"].items(), key=lambda item: (-item[1]["nar_size"], item[0]))[:count]
-    lines = [f"{human_size(info['nar_size'])} {info['name']} (via {format_chain(info['chain'])})" for _, info in by_size]
+    lines = [f"{human_size(info['nar_size'])} {info['name']} (via {format_chain(info['chain'])})" for _, info in largest_paths(report)[:count]]
     layers = sorted(report["layers"], key=lambda l: (-l["size"], l["index"]))[:3]
     lines += [f"layer {l['index']}: {human_size(l['size'])} compressed, {l['description']}" for l in layers]
     return lines

@@ -12,6 +12,7 @@ from pants_backend_nix_docker.nix.report import (
     file_references,
     forbidden_paths,
     image_report,
+    largest_paths,
     matches,
     name_and_version,
     nar_hash_hex,
@@ -19,7 +20,6 @@ from pants_backend_nix_docker.nix.report import (
     render_why,
     shortest_chains,
     spdx_document,
-    why,
 )
 
 
@@ -53,8 +53,12 @@ def test_patterns_match_names_or_paths() -> None:
 
 def test_why_and_forbidden_give_the_chain() -> None:
     c = closure()
-    [(path, chain)] = why(c, [APP], "gcc-*")
-    assert path == GCC and chain == (APP, PY, GCC)
+    report = image_report(
+        address="app:image", repository="app", tags=["latest"], manifest_digest="sha256:" + "9" * 64,
+        config_size=1, manifest_size=1, layers=[], closure=c, roots=[APP],
+    )
+    [(path, info)] = largest_paths(report, "gcc-*")
+    assert path == GCC and tuple(info["chain"]) == (APP, PY, GCC)
     [(pattern, path, chain)] = forbidden_paths(c, [APP], ["*-gcc-*", "ghc-*"])
     assert (pattern, path, chain) == ("*-gcc-*", GCC, (APP, PY, GCC))
 

@@ -9,6 +9,7 @@ Only the standard library is imported: the layer tool runs this outside Pants.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -17,18 +18,18 @@ import re
 import shutil
 import tarfile
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
-from pants_backend_nix_docker.oci.image_json import ContainerConfig
+from pants_backend_nix_docker.oci.compression import GZIP, MEDIA_TYPES, ZSTD
+from pants_backend_nix_docker.oci.image_json import MEDIA_TYPE_INDEX, ContainerConfig
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 REGISTRY_PREFIX = "docker://"
 
-MEDIA_TYPE_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MEDIA_TYPE_OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
-MEDIA_TYPE_OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-MEDIA_TYPE_OCI_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+MEDIA_TYPE_OCI_GZIP = MEDIA_TYPES[GZIP]
+MEDIA_TYPE_OCI_ZSTD = MEDIA_TYPES[ZSTD]
 # Our manifests are OCI; a docker layer is the same blob under an OCI name.
 LAYER_MEDIA_TYPES = {
     MEDIA_TYPE_OCI_TAR: MEDIA_TYPE_OCI_TAR,
@@ -142,11 +143,14 @@ class BaseImageInfo:
         )
 
 
-def _sha256_file(path: str) -> str:
+def _sha256_file(path: str, copy_to: str | None = None) -> str:
+    """The file's digest; with `copy_to`, the file is copied there on the same read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(path, "rb") as f, (open(copy_to, "wb") if copy_to else contextlib.nullcontext()) as out:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+            if out:
+                out.write(block)
     return f"sha256:{digest.hexdigest()}"
 
 
@@ -174,7 +178,7 @@ def _image_manifests(layout: str, index: Mapping[str, Any]) -> Iterator[Mapping[
         platform = descriptor.get("platform") or {}
         if platform and (platform.get("os"), platform.get("architecture")) != ("linux", "amd64"):
             continue
-        if descriptor.get("mediaType") in (MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST):
+        if descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
             yield from _image_manifests(layout, _read_json_blob(layout, descriptor["digest"]))
         else:
             yield descriptor
@@ -192,7 +196,7 @@ def _choose_manifest(layout: str, pin: str | None) -> str:
                 "If the base image changed on purpose, update the digest after `@`"
             )
         descriptor = next((d for d in index.get("manifests", ()) if d["digest"] == pin), None)
-        if descriptor and descriptor.get("mediaType") in (MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST):
+        if descriptor and descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
             return _only_manifest(layout, _read_json_blob(layout, pin))
         return pin
     return _only_manifest(layout, index)
@@ -307,13 +311,15 @@ def copy_layers(info: BaseImageInfo, paths: Mapping[str, str], out_dir: str, mov
     os.makedirs(blobs, exist_ok=True)
     for layer in info.layers:
         source = paths[layer.digest]
-        if (_sha256_file(source), os.path.getsize(source)) != (layer.digest, layer.size):
-            raise BaseImageError(f"layer {layer.digest} does not match its digest or size: the image is corrupt")
         target = os.path.join(blobs, layer.digest.split(":", 1)[1])
+        # One read either way: hashed in place before a move, or hashed while copied.
+        digest = _sha256_file(source, copy_to=None if move else target)
+        if (digest, os.path.getsize(source)) != (layer.digest, layer.size):
+            if not move:
+                os.unlink(target)
+            raise BaseImageError(f"layer {layer.digest} does not match its digest or size: the image is corrupt")
         if move:
             os.replace(source, target)
-        else:
-            shutil.copyfile(source, target)
 
 
 _STORE_MEMBER = re.compile(r"^(?:\./)?nix/store/([0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+)(?:/|$)")
@@ -347,21 +353,13 @@ def with_store_paths(info: BaseImageInfo, paths: Mapping[str, str]) -> BaseImage
     return dataclasses.replace(info, layers=layers)
 
 
-def _env_pairs(env: Sequence[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for entry in env:
-        key, _, value = entry.partition("=")
-        pairs.append((key, value))
-    return pairs
-
-
 def merge_config(base: Mapping[str, Any], image: ContainerConfig) -> ContainerConfig:
     """The image's config on top of its base's: the image wins wherever it says something.
 
     Env and Labels merge by key; ports and volumes add up. As in a Dockerfile, setting an
     entrypoint drops the base's Cmd, which was written for the base's entrypoint.
     """
-    env = dict(_env_pairs(base.get("Env") or ()))
+    env = dict(entry.partition("=")[::2] for entry in base.get("Env") or ())
     env.update(image.env)
     labels = dict(base.get("Labels") or {})
     labels.update(image.labels)

@@ -13,7 +13,6 @@ from pants_backend_nix_docker.oci.customisation import Customisation, check_user
 from pants_backend_nix_docker.oci.rootfs import (
     FirstOf,
     LinkTree,
-    Node,
     RootfsError,
     RootfsSpec,
     check_image_path,

@@ -8,16 +8,11 @@
         a spec that cannot be built exits 2 with "FIELD<tab>message" on stderr
     tool archive --layout DIR [--layout DIR...] --output image.tar
         writes the OCI layout that the DIRs make together as one deterministic tar
-    tool base --input PATH [--pin sha256:...] --output DIR
-        reads a base image (OCI layout, OCI archive or docker archive), checks every layer against
-        its digest, writes the layers to DIR/blobs/sha256/ and what the image is to DIR/base.json;
-        an unusable image exits 2 with the reason on stderr
-    tool push --registry HOST --what TEXT -- SKOPEO ARGS...
-        runs skopeo (its output passes through) and, when it fails, says in plain words what
-        went wrong and how to fix it
 
 Only the standard library, the pinned compressors and the sibling modules are imported: this
-runs from a PEX, outside Pants.
+runs from a PEX, outside Pants. Reading base images and pushing live in `image_tool`, a PEX of
+their own: the sources of this one are part of every layer's cache key, so they hold nothing
+that layers do not need.
 """
 
 from __future__ import annotations
@@ -29,8 +24,6 @@ import os
 import sys
 from typing import Iterable, Iterator, Sequence
 
-# Only what every layer process needs is imported up front: a monorepo build starts one process
-# per app layer, and `base` and `push` (tarfile, subprocess, ...) import their own.
 from pants_backend_nix_docker.oci.compression import COMPRESSIONS, HashingCompressor
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
 from pants_backend_nix_docker.oci.tarball import (
@@ -84,42 +77,6 @@ def build_archive(layouts: Sequence[str], output: str) -> None:
         write_tar(layout_entries([os.fsencode(layout) for layout in layouts]), out.write)
 
 
-def read_base(path: str, pin: str | None, out_dir: str) -> None:
-    import shutil
-
-    from pants_backend_nix_docker.oci.base_image import copy_layers, read_base_image, with_store_paths
-
-    scratch = os.path.join(out_dir, ".unpacked")
-    info, paths = read_base_image(path, pin, scratch)
-    info = with_store_paths(info, paths)
-    copy_layers(info, paths, out_dir, move=not os.path.isdir(path))
-    shutil.rmtree(scratch, ignore_errors=True)
-    with open(os.path.join(out_dir, "base.json"), "w") as f:
-        json.dump(info.to_json(), f, sort_keys=True)
-
-
-def push(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
-    import subprocess
-
-    from pants_backend_nix_docker.oci.registries import explain_failure
-
-    proc = subprocess.Popen(list(skopeo_argv), stderr=subprocess.PIPE, text=True, errors="replace")
-    assert proc.stderr is not None
-    said = []
-    for line in proc.stderr:
-        sys.stderr.write(line)
-        said.append(line)
-    code = proc.wait()
-    if code != 0:
-        explained = explain_failure("".join(said), registry)
-        if explained:
-            problem, fix = explained
-            print(f"\nCould not publish {what}: {problem}. Fix: {fix}.", file=sys.stderr)
-        else:
-            print(f"\nCould not publish {what}: skopeo failed with exit code {code} (its message is above).", file=sys.stderr)
-    return code
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nix-docker-layer-tool")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -136,19 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     archive = commands.add_parser("archive", help="write an OCI layout directory as one tar")
     archive.add_argument("--layout", action="append", required=True)
     archive.add_argument("--output", required=True)
-    base = commands.add_parser("base", help="read a base image's layers and config")
-    base.add_argument("--input", required=True)
-    base.add_argument("--pin")
-    base.add_argument("--output", required=True)
-    push_parser = commands.add_parser("push", help="run skopeo copy; explain a failure")
-    push_parser.add_argument("--registry", required=True)
-    push_parser.add_argument("--what", required=True)
-    push_parser.add_argument("skopeo_argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    if args.command == "push":
-        skopeo_argv = args.skopeo_argv[1:] if args.skopeo_argv[:1] == ["--"] else args.skopeo_argv
-        return push(args.registry, args.what, skopeo_argv)
-
     try:
         if args.command == "layers":
             stats = [write_blob(store_layer_entries(paths), args.compression, args.level, args.out_dir) for paths in args.layer]
@@ -158,14 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 spec = RootfsSpec.from_json(json.load(f))
             entries = tar_entries(rootfs_nodes(spec))
             json.dump(write_blob(entries, args.compression, args.level, args.out_dir), sys.stdout, sort_keys=True)
-        elif args.command == "base":
-            from pants_backend_nix_docker.oci.base_image import BaseImageError
-
-            try:
-                read_base(args.input, args.pin, args.output)
-            except BaseImageError as e:
-                print(str(e), file=sys.stderr)
-                return 2
         else:
             build_archive(args.layout, args.output)
     except RootfsError as e:

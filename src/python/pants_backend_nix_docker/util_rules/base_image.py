@@ -20,11 +20,11 @@ from pants_backend_nix_docker.oci.base_image import BaseImageError, BaseImageInf
 from pants_backend_nix_docker.oci.registries import explain_pull_failure, parse_registries, registry_for_host
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import NixImageBaseImageField
-from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
-from pants_backend_nix_docker.util_rules.skopeo import SkopeoBinary
+from pants_backend_nix_docker.util_rules.layer_tool import ImageToolPex
+from pants_backend_nix_docker.util_rules.skopeo import SKOPEO_ENV, SkopeoBinary
 
-# Where skopeo finds credentials and its configuration: file paths only, never a secret.
-_PULL_ENV = ("HOME", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME")
+# Where a pulled image lands in the pull's sandbox.
+_PULLED = "pulled"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ def _field_error(request: BaseImageRequest, problem: str) -> InvalidFieldExcepti
     )
 
 
-async def _pull(request: BaseImageRequest, source: BaseImageSource, skopeo: SkopeoBinary, settings: NixDockerSubsystem) -> tuple[Digest, str]:
+async def _pull(request: BaseImageRequest, source: BaseImageSource, settings: NixDockerSubsystem) -> Digest:
+    # Looked up here, not as a rule parameter: a build with no registry base image needs no skopeo.
+    skopeo, env = await MultiGet(Get(SkopeoBinary), Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV)))
     if skopeo.path is None:
         raise OptionsError(
             f"{request.address} builds on the registry image {request.value}, which needs `skopeo` to pull, but it is not on "
@@ -66,13 +68,12 @@ async def _pull(request: BaseImageRequest, source: BaseImageSource, skopeo: Skop
         argv.append("--src-tls-verify=false")
     if registry.cert_dir:
         argv.append(f"--src-cert-dir={registry.cert_dir}")
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(_PULL_ENV))
     result = await Get(
         FallibleProcessResult,
         Process(
-            (*argv, f"docker://{source.pull_reference}", "oci:pulled:base"),
+            (*argv, f"docker://{source.pull_reference}", f"oci:{_PULLED}:base"),
             env=env,
-            output_directories=("pulled",),
+            output_directories=(_PULLED,),
             description=f"Pulling base image {source.reference}",
             level=LogLevel.DEBUG,
             # Pinned by digest, so the bytes can never change: pulled once per machine (and per
@@ -84,11 +85,11 @@ async def _pull(request: BaseImageRequest, source: BaseImageSource, skopeo: Skop
         assert source.name and source.pin
         problem = explain_pull_failure(result.stderr.decode(errors="replace"), source.registry_host, source.name, source.pin)
         raise _field_error(request, f"could not pull it: {problem}")
-    return result.output_digest, "pulled"
+    return result.output_digest
 
 
 @rule(desc="Reading a base image", level=LogLevel.DEBUG)
-async def read_base_image(request: BaseImageRequest, tool: LayerToolPex, skopeo: SkopeoBinary, settings: NixDockerSubsystem) -> BaseImage:
+async def read_base_image(request: BaseImageRequest, settings: NixDockerSubsystem) -> BaseImage:
     if request.value is None:
         return NO_BASE_IMAGE
     try:
@@ -97,7 +98,7 @@ async def read_base_image(request: BaseImageRequest, tool: LayerToolPex, skopeo:
         raise _field_error(request, str(e))
 
     if source.reference:
-        input_digest, input_path = await _pull(request, source, skopeo, settings)
+        input_digest, input_path = await _pull(request, source, settings), _PULLED
         # skopeo checked the bytes against the pin; a pin on an index names the platform's image.
         pin = None
     else:
@@ -115,6 +116,8 @@ async def read_base_image(request: BaseImageRequest, tool: LayerToolPex, skopeo:
         input_digest, input_path, pin = snapshot.digest, source.path, source.pin
 
     argv = ["base", "--input", input_path, "--output", "base"] + (["--pin", pin] if pin else [])
+    # Asked for here, not as a rule parameter: an image without a base needs no image tool.
+    tool = await Get(ImageToolPex)
     result = await Get(
         FallibleProcessResult,
         VenvPexProcess(

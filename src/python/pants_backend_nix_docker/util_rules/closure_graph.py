@@ -24,19 +24,20 @@ class ClosureGraphRequest:
 
 @dataclass(frozen=True)
 class ClosureGraph:
-    digest: Digest  # dot_path, and svg_path when Graphviz is installed
+    digest: Digest
+    paths: tuple[str, ...]  # dot_path, and svg_path when Graphviz is installed
 
 
 @rule(desc="Drawing a closure graph", level=LogLevel.DEBUG)
 async def draw_closure_graph(request: ClosureGraphRequest, nix: NixSubsystem.EnvironmentAware) -> ClosureGraph:
     if not request.dot_path:
-        return ClosureGraph(EMPTY_DIGEST)
+        return ClosureGraph(EMPTY_DIGEST, ())
     dot_file = await Get(Digest, CreateDigest([FileContent(request.dot_path, request.dot_source.encode())]))
     dot = await Get(
         BinaryPaths, BinaryPathRequest(binary_name="dot", search_path=nix.executable_search_path, test=BinaryPathTest(["-V"]))
     )
     if dot.first_path is None:
-        return ClosureGraph(dot_file)
+        return ClosureGraph(dot_file, (request.dot_path,))
     svg = await Get(
         ProcessResult,
         Process(
@@ -50,7 +51,7 @@ async def draw_closure_graph(request: ClosureGraphRequest, nix: NixSubsystem.Env
             cache_scope=ProcessCacheScope.SUCCESSFUL,
         ),
     )
-    return ClosureGraph(await Get(Digest, MergeDigests([dot_file, svg.output_digest])))
+    return ClosureGraph(await Get(Digest, MergeDigests([dot_file, svg.output_digest])), (request.dot_path, request.svg_path))
 
 
 def rules():

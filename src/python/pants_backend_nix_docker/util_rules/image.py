@@ -9,7 +9,7 @@ from typing import Mapping
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests, Snapshot
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
@@ -338,7 +338,6 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     else:
         digest = await _write_archive(tool, await Get(Digest, AddPrefix(own, "layout")), store_blobs, request.output_path)
     digest = await Get(Digest, MergeDigests([digest, side_files, graph.digest]))
-    graph_files = await Get(Snapshot, Digest, graph.digest)
     return NixImage(
         digest=digest,
         output_path=request.output_path,
@@ -351,7 +350,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         tags=tags,
         report_path=report_path,
         sbom_path=sbom_path,
-        graph_paths=graph_files.files,
+        graph_paths=graph.paths,
     )
 
 

@@ -1,10 +1,11 @@
-"""The layer tool as a runnable PEX: our pure `oci` modules plus the pinned compressor wheels."""
+"""The layer and image tools as runnable PEXes: our pure `oci` modules plus the pinned wheels."""
 
 from __future__ import annotations
 
 import pkgutil
 from dataclasses import dataclass
 
+from pants.backend.python.target_types import EntryPoint
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex
 from pants.engine.fs import CreateDigest, Digest, FileContent
 from pants.engine.rules import Get, collect_rules, rule
@@ -12,22 +13,31 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 
 _PACKAGE = "pants_backend_nix_docker"
-# Everything the tool imports; it must stay free of Pants imports to run outside Pants.
-_TOOL_MODULES = (
+# What each tool imports; both stay free of Pants imports to run outside Pants. Each layer's cache
+# key holds the layer tool's sources, so they hold only what layers need.
+_LAYER_TOOL_MODULES = ("__init__.py", "oci/__init__.py", "oci/compression.py", "oci/rootfs.py", "oci/tarball.py", "oci/tool.py")
+_IMAGE_TOOL_MODULES = (
     "__init__.py",
     "oci/__init__.py",
     "oci/base_image.py",
     "oci/compression.py",
     "oci/image_json.py",
+    "oci/image_tool.py",
     "oci/registries.py",
-    "oci/rootfs.py",
-    "oci/tarball.py",
-    "oci/tool.py",
 )
 
 
 @dataclass(frozen=True)
 class LayerToolPex:
+    """Writes layers and archives (`oci/tool.py`)."""
+
+    pex: VenvPex
+
+
+@dataclass(frozen=True)
+class ImageToolPex:
+    """Reads base images and pushes images (`oci/image_tool.py`); the same pinned wheels."""
+
     pex: VenvPex
 
 
@@ -37,14 +47,19 @@ def _module_source(module: str) -> bytes:
     return data
 
 
+async def _tool_pex(tool: NixDockerLayerTool, modules: tuple[str, ...], main: str) -> VenvPex:
+    sources = await Get(Digest, CreateDigest(FileContent(f"{_PACKAGE}/{m}", _module_source(m)) for m in modules))
+    return await Get(VenvPex, PexRequest, tool.to_pex_request(sources=sources, main=EntryPoint(main)))
+
+
 @rule
 async def build_layer_tool(tool: NixDockerLayerTool) -> LayerToolPex:
-    sources = await Get(
-        Digest,
-        CreateDigest(FileContent(f"{_PACKAGE}/{m}", _module_source(m)) for m in _TOOL_MODULES),
-    )
-    pex = await Get(VenvPex, PexRequest, tool.to_pex_request(sources=sources))
-    return LayerToolPex(pex)
+    return LayerToolPex(await _tool_pex(tool, _LAYER_TOOL_MODULES, f"{_PACKAGE}.oci.tool"))
+
+
+@rule
+async def build_image_tool(tool: NixDockerLayerTool) -> ImageToolPex:
+    return ImageToolPex(await _tool_pex(tool, _IMAGE_TOOL_MODULES, f"{_PACKAGE}.oci.image_tool"))
 
 
 def rules():

@@ -1,4 +1,4 @@
-"""Finding skopeo, which pushes images to registries."""
+"""Finding skopeo, which pushes images to registries and pulls base images from them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
+
+
+# What skopeo reads from the user's environment: where credentials and its configuration are
+# (file paths, never a secret), and PATH for docker-credential-* helpers.
+SKOPEO_ENV = ("HOME", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "PATH")
 
 
 @dataclass(frozen=True)
