@@ -31,8 +31,11 @@ def fake_cache(root: Path) -> Path:
     cache = root / "cache"
     venv_bin = cache / "pants-2.17.1-venv" / "bin"
     venv_bin.mkdir(parents=True)
-    (venv_bin / "pants").write_text('#!/bin/sh\necho "pants ran with: $*"\n')
-    (venv_bin / "pants").chmod(0o755)
+    (venv_bin / "pants").write_text("#!/bin/sh\nexit 99\n")
+    # ./pants runs Pants through build-support/bootstrap/run_pants.py on the venv's Python.
+    (venv_bin / "python").write_text('#!/bin/sh\necho "python ran with: $*"\n')
+    for script in ("pants", "python"):
+        (venv_bin / script).chmod(0o755)
     version = next(line for line in (root / "pants").read_text().splitlines() if line.startswith("bootstrap_version="))
     (cache / f"bootstrap-v{version.split('=')[1]}.ok").touch()
     (root / "3rdparty" / "tools").mkdir(parents=True)
@@ -50,7 +53,7 @@ def test_fast_path_execs_pants_without_bootstrapping(scratch: Path) -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "pants ran with: package examples/hello:image"
+    assert proc.stdout.strip() == f"python ran with: {scratch}/build-support/bootstrap/run_pants.py package examples/hello:image"
     assert "[bootstrap]" not in proc.stderr
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nix_docker_e2e.harness import (
+    REPO_FILES,
     Repo,
     RuncContainer,
     edit_process,
@@ -178,3 +179,51 @@ def test_pants_run_serves_the_app_through_podman(repo: Repo) -> None:
             subprocess.run(["podman", "rm", "-f", name], capture_output=True)
             proc.wait(timeout=60)
     assert answer["service"] == "hello-service" and answer["uid"] == 1000
+
+
+def readme_podman_run() -> list[str]:
+    """The README's `podman run` line for the main example, as a user would paste it."""
+    import shlex
+
+    readme = (REPO_FILES / "README.md").read_text()
+    lines = [line for line in readme.splitlines() if line.startswith("podman run ") and "python-app" in line]
+    assert len(lines) == 1, f"expected one `podman run ... python-app` line in the README, found {lines}"
+    return shlex.split(lines[0].split("#", 1)[0])
+
+
+@pytest.mark.parametrize("signal_name", ["TERM", "INT"])
+def test_readme_podman_run_works_and_the_service_stops_on_signal(image: Path, signal_name: str) -> None:
+    """The README's command serves the app; SIGTERM (`podman stop`) and SIGINT (Ctrl-C) stop it at
+    once, with exit status 0, although it is PID 1 and so gets no default signal handling."""
+    import subprocess
+    import time
+    import uuid
+
+    argv = readme_podman_run()
+    image_ref = argv[-1]
+    assert image_ref == "localhost/python-app:latest", argv
+    tag = f"localhost/python-app:signal-{uuid.uuid4().hex[:8]}"
+    loaded = subprocess.run(["podman", "load", "-i", str(image)], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    subprocess.run(["podman", "tag", image_ref, tag], check=True, capture_output=True)
+    port, name = free_port(), f"nix-docker-signal-{uuid.uuid4().hex[:8]}"
+    # As written, plus a free port and a name so the test can signal it.
+    argv = [*argv[:2], "--name", name, "-e", f"PORT={port}", *argv[2:-1], tag]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        try:
+            http_get_json(f"http://127.0.0.1:{port}/", timeout=60)
+        except OSError:
+            proc.kill()
+            pytest.fail(f"{' '.join(argv)} never served; it said:\n{proc.communicate()[0][-4000:]}")
+        started = time.monotonic()
+        subprocess.run(["podman", "kill", f"--signal={signal_name}", name], check=True, capture_output=True)
+        output, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+        subprocess.run(["podman", "rmi", tag], capture_output=True)
+    assert proc.returncode == 0, output
+    assert f"stopping on SIG{signal_name}" in output
+    assert "Traceback" not in output
+    assert took < 2.0, f"took {took:.1f} s to stop"

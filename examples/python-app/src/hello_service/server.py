@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pkgutil
+import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -40,12 +41,29 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
+class Stop(Exception):
+    """Raised in the main thread by a stop signal, to leave serve_forever()."""
+
+
+def stop(signum: int, frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
 def main() -> None:
     host = os.environ.get("HOST", "0.0.0.0")
     port = int(os.environ.get("PORT", "8080"))
     server = ThreadingHTTPServer((host, port), Handler)
+    # As PID 1 of a container the service gets no default action for SIGTERM or SIGINT: without
+    # handlers `podman stop` waits out its timeout and kills it, and Ctrl-C prints a traceback.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     print(f"listening on {host}:{port}", flush=True)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except Stop as stopped:
+        print(f"stopping on {stopped}", flush=True)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":
