@@ -97,17 +97,10 @@ PIN
   fi
 fi
 
-packages=(python3.9 libpython3.9-dev python3-virtualenv nix-bin skopeo umoci runc docker-registry
-  podman patchelf busybox-static git ca-certificates python3.11 graphviz)
-to_install=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || to_install+=("$p")
-done
-if ((${#to_install[@]})); then
-  apt_update
-  log "apt-get install ${to_install[*]}"
-  apt-get install -y -qq --no-install-recommends "${to_install[@]}" >/dev/null
-fi
+# What the backend needs (Nix, skopeo, podman, runc, graphviz), plus what this repository's own
+# launcher, package set and tests use.
+"$(dirname "${BASH_SOURCE[0]}")/install-prerequisites.sh" python3.9 libpython3.9-dev python3-virtualenv \
+  umoci docker-registry patchelf busybox-static git ca-certificates python3.11
 
 # bullseye's python3-distutils conflicts with bookworm's packages, so unpack its files instead.
 if [[ ! -e /usr/lib/python3.9/distutils/__init__.py || ! -e /usr/lib/python3.9/lib2to3/__init__.py ]]; then
@@ -119,21 +112,6 @@ if [[ ! -e /usr/lib/python3.9/distutils/__init__.py || ! -e /usr/lib/python3.9/l
   rm -rf "$tmp"
   log "unpacked distutils and lib2to3 for python3.9"
 fi
-
-# Nix as a single-user store owned by root, with no substituters (there is no binary cache here).
-nix_conf=/etc/nix/nix.conf
-if ! grep -qs '^sandbox = false' "$nix_conf" || ! grep -qs '^experimental-features = nix-command flakes' "$nix_conf"; then
-  mkdir -p /etc/nix
-  cat >"$nix_conf" <<CONF
-# Written by pants-nix-docker's bootstrap: single-user store as root, no binary cache.
-build-users-group =
-sandbox = false
-substituters =
-experimental-features = nix-command flakes
-CONF
-  log "wrote $nix_conf"
-fi
-[[ -d /nix/store ]] || { mkdir -p /nix/store; nix-store --init 2>/dev/null || true; }
 
 # Pants 2.17.1 and pex live in a virtualenv outside the repo, shared by every clone.
 mkdir -p "$cache_dir"

@@ -7,6 +7,7 @@ locally or remotely. What comes after (layers keyed by store paths) is cached fo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import Closure, ClosureError, parse_path_info
 from pants_backend_nix_docker.nix.installables import FILE_ATTR, FLAKE, STORE_PATH, Installable, parse_realised_outputs
+from pants_backend_nix_docker.nix.version import MINIMUM, format_version, is_supported, parse_nix_version
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.target_types import NixImagePackagesField
 
@@ -45,20 +47,36 @@ class NixBinaries:
     nix_store: str | None
     search_path: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    # What `nix --version` said, parsed; None when `nix` is missing or printed no version.
+    version: tuple[int, ...] | None = None
 
     def require(self, address: Address) -> "NixBinaries":
         missing = [name for name, path in zip(_NIX_PROGRAMS, (self.nix, self.nix_build, self.nix_store)) if not path]
+        wanted = format_version(MINIMUM)
         if missing:
             raise NixNotFoundError(
                 f"{address} needs Nix to realise its `{NixImagePackagesField.alias}`, but "
                 f"{', '.join(f'`{m}`' for m in missing)} {'was' if len(missing) == 1 else 'were'} not found on the search path "
-                f"{list(self.search_path)} ([nix].executable_search_paths). Install Nix 2.8 or "
-                "newer (on Debian, `./pants` does it: `apt-get install nix-bin`), or point "
-                "[nix].executable_search_paths at it."
+                f"{list(self.search_path)} ([nix].executable_search_paths). Install Nix {wanted} or "
+                "newer (on Debian `apt-get install nix-bin`, or run build-support/bootstrap/install-prerequisites.sh), "
+                "or point [nix].executable_search_paths at it."
+            )
+        if self.version is not None and not is_supported(self.version):
+            raise NixNotFoundError(
+                f"{address} needs Nix {wanted} or newer to realise its `{NixImagePackagesField.alias}`, but "
+                f"{self.nix} is Nix {format_version(self.version)}. Install a newer Nix, or point "
+                "[nix].executable_search_paths at one."
             )
         return self
 
-    def process(self, argv: tuple[str, ...], description: str) -> Process:
+    def process(
+        self,
+        argv: tuple[str, ...],
+        description: str,
+        # The answer is about the store now: realising may build, a garbage collection may
+        # delete. Reuse it within one run at most; never persist it, locally or remotely.
+        cache_scope: ProcessCacheScope = ProcessCacheScope.PER_SESSION,
+    ) -> Process:
         # Processes start with an empty environment; builders and `nix` itself need a PATH.
         path_dirs = sorted({os.path.dirname(p) for p in (self.nix, self.nix_build, self.nix_store) if p})
         return Process(
@@ -66,9 +84,7 @@ class NixBinaries:
             env={"PATH": os.pathsep.join(path_dirs), **dict(self.env)},
             description=description,
             level=LogLevel.DEBUG,
-            # The answer is about the store now: realising may build, a garbage collection may
-            # delete. Reuse it within one run at most; never persist it, locally or remotely.
-            cache_scope=ProcessCacheScope.PER_SESSION,
+            cache_scope=cache_scope,
         )
 
 
@@ -82,7 +98,14 @@ async def find_nix(nix: NixSubsystem.EnvironmentAware) -> NixBinaries:
     paths = await MultiGet(Get(BinaryPaths, BinaryPathRequest, r) for r in requests)
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(nix.env_vars))
     first = [p.first_path.path if p.first_path else None for p in paths]
-    return NixBinaries(*first, search_path=tuple(search_path), env=tuple(sorted(env.items())))
+    binaries = NixBinaries(*first, search_path=tuple(search_path), env=tuple(sorted(env.items())))
+    if binaries.nix is None:
+        return binaries
+    # The same path can hold another Nix after an upgrade: ask again whenever pantsd restarts.
+    version_process = binaries.process((binaries.nix, "--version"), "Reading the Nix version", ProcessCacheScope.PER_RESTART_SUCCESSFUL)
+    result = await Get(FallibleProcessResult, Process, version_process)
+    version = parse_nix_version(result.stdout.decode(errors="replace")) if result.exit_code == 0 else None
+    return dataclasses.replace(binaries, version=version)
 
 
 @dataclass(frozen=True)
