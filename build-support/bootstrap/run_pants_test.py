@@ -9,7 +9,7 @@ DOWNLOAD_FAILED = """\
 Engine traceback:
   in `package` goal
 
-ProcessExecutionFailure: Process 'Building nix_docker_layer_tool.pex from resource://x/layer_tool.lock' failed with exit code 1.
+ProcessExecutionFailure: Process 'Building tool.pex from resource://x/tool.lock' failed with exit code 1.
 stdout:
 
 stderr:

@@ -57,7 +57,9 @@ instances:
         ]
 
     def __enter__(self) -> "BuildGrid":
-        bgd = subprocess.run([str(self.buildroot / "build-support/bootstrap/buildgrid.sh")], check=True, capture_output=True, text=True).stdout.strip()
+        bgd = subprocess.run(
+            [str(self.buildroot / "build-support/bootstrap/buildgrid.sh")], check=True, capture_output=True, text=True
+        ).stdout.strip()
         (self.workdir / "cas").mkdir(parents=True, exist_ok=True)
         config = self.workdir / "bgd.yml"
         config.write_text(self.CONFIG.format(port=self.port, storage=self.workdir / "cas"))

@@ -21,7 +21,12 @@ from pants_backend_nix_docker.oci.tarball import store_layer_entries, write_tar
 
 
 def _nar_sizes(paths: list[str]) -> dict[str, int]:
-    out = subprocess.run(["nix", "--extra-experimental-features", "nix-command", "path-info", "--json", *paths], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["nix", "--extra-experimental-features", "nix-command", "path-info", "--json", *paths],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     data = json.loads(out)
     entries = data.items() if isinstance(data, dict) else ((e["path"], e) for e in data)
     return {path: int(info["narSize"]) for path, info in entries}

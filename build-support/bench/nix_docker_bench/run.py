@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -54,7 +55,13 @@ class RssSampler:
                 except OSError:
                     continue
                 # The layer tool runs as `.../python3.9 -sE .../pex layers --compression ...`.
-                kind = "layer_tool" if b"--compression" in cmdline and b"python" in cmdline else "pantsd" if b"pantsd" in cmdline else None
+                kind = (
+                    "layer_tool"
+                    if b"--compression" in cmdline and b"python" in cmdline
+                    else "pantsd"
+                    if b"pantsd" in cmdline
+                    else None
+                )
                 match = re.search(r"VmRSS:\s+(\d+) kB", status)
                 if kind and match:
                     self.peak[kind] = max(self.peak[kind], int(match.group(1)) * 1024)
@@ -92,6 +99,12 @@ class Workspace:
 ROOTS: dict[str, str] = {}
 
 
+def _member_bytes(tf: tarfile.TarFile, name: str) -> bytes:
+    member = tf.extractfile(name)
+    assert member is not None, f"{name} is not a regular file in {tf.name!r}"
+    return member.read()
+
+
 def closure(workdir: Path, ws: Workspace, name: str, seed: int, salt: str, scale: synthetic.Scale) -> list[str]:
     """Generate and realise a closure. Images name its root store path: evaluating the generator's
     expression re-hashes all its sources, a cost of this benchmark's Nix code, not of ours."""
@@ -124,15 +137,20 @@ def changed_layer_bytes(ws: Workspace, workdir: Path, strategy: str, build_file:
     ws.pants("package", target)
     after = layers_of(ws.root / f"dist/bench/{name}.tar")
     new = {d: s for d, s in after.items() if d not in before}
-    return {"bumped_package_bytes": sizes[len(sizes) // 2][0], "changed_layers": len(new), "changed_bytes": sum(new.values()), "layers": len(after)}
+    return {
+        "bumped_package_bytes": sizes[len(sizes) // 2][0],
+        "changed_layers": len(new),
+        "changed_bytes": sum(new.values()),
+        "layers": len(after),
+    }
 
 
 def layers_of(archive: Path) -> dict[str, int]:
     import tarfile
 
     with tarfile.open(archive) as tf:
-        index = json.load(tf.extractfile("index.json"))
-        manifest = json.load(tf.extractfile("blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
+        index = json.loads(_member_bytes(tf, "index.json"))
+        manifest = json.loads(_member_bytes(tf, "blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
         return {layer["digest"]: layer["size"] for layer in manifest["layers"]}
 
 
@@ -140,10 +158,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=sorted(synthetic.SCALES), default="150mb")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--layering", choices=("popularity", "size-aware"), default="popularity", help="the strategy of the measured images")
-    parser.add_argument("--parts", default="app,twenty,twenty-layout,remote,layering", help="what to measure besides the limit and a cold build (comma-separated: app, twenty, twenty-layout, remote, layering; '' for none)")
+    parser.add_argument(
+        "--layering",
+        choices=("popularity", "size-aware"),
+        default="popularity",
+        help="the strategy of the measured images",
+    )
+    parser.add_argument(
+        "--parts",
+        default="app,twenty,twenty-layout,remote,layering",
+        help=(
+            "what to measure besides the limit and a cold build (comma-separated: app, twenty, twenty-layout, remote, "
+            "layering; '' for none)"
+        ),
+    )
     args = parser.parse_args()
-    parts = set(filter(None, args.parts.split(",")))
+    parts: set[str] = set(filter(None, args.parts.split(",")))
     scale = synthetic.SCALES[args.scale]
     salt = f"{time.time_ns()}"
     tmp = Path(tempfile.mkdtemp(prefix="nix-docker-bench-"))
@@ -160,7 +190,9 @@ def main() -> None:
         results["closure_paths"] = len(one)
         results["closure_mb"] = sum(synthetic.nar_size(p) for p in one) / 1e6
         many = closure(tmp, ws, "many", args.seed, salt + "-many", scale) if "twenty" in parts else []
-        many_layout = closure(tmp, ws, "manylayout", args.seed, salt + "-manylayout", scale) if "twenty-layout" in parts else []
+        many_layout = (
+            closure(tmp, ws, "manylayout", args.seed, salt + "-manylayout", scale) if "twenty-layout" in parts else []
+        )
         remote = closure(tmp, ws, "remote", args.seed, salt + "-remote", scale) if "remote" in parts else []
         strategies = ("popularity", "size-aware") if "layering" in parts else ()
         bumps = {s: closure(tmp, ws, f"bump-{s}", args.seed, salt + f"-bump-{s}", scale) for s in strategies}
@@ -168,11 +200,26 @@ def main() -> None:
         def build_file() -> str:
             strategy = f'"{args.layering}"'
             text = image("one", "one", "app00.py", layering=strategy)
-            text += "".join(image(f"many{i:02d}", "many", f"app{i:02d}.py", layering=strategy) for i in range(1, 21)) if many else ""
-            text += "".join(image(f"layout{i:02d}", "manylayout", f"layout{i:02d}.py", layering=strategy, output_format='"layout"') for i in range(1, 21)) if many_layout else ""
+            text += (
+                "".join(image(f"many{i:02d}", "many", f"app{i:02d}.py", layering=strategy) for i in range(1, 21))
+                if many
+                else ""
+            )
+            text += (
+                "".join(
+                    image(
+                        f"layout{i:02d}", "manylayout", f"layout{i:02d}.py", layering=strategy, output_format='"layout"'
+                    )
+                    for i in range(1, 21)
+                )
+                if many_layout
+                else ""
+            )
             text += image("remote", "remote", "app00.py") if remote else ""
             for strategy in bumps:
-                text += image(f"bump-{strategy}", f"bump-{strategy}", "app00.py", layering=f'"{strategy}"', max_layers="20")
+                text += image(
+                    f"bump-{strategy}", f"bump-{strategy}", "app00.py", layering=f'"{strategy}"', max_layers="20"
+                )
             return text
 
         (ws.root / "bench" / "BUILD").write_text(build_file())
@@ -212,8 +259,23 @@ def main() -> None:
         if remote:
             print("remote cache: write from one machine, read on a fresh one")
             with BuildGrid(tmp / "buildgrid", ws.root) as grid:
-                ws.pants("--no-pantsd", *grid.pants_options(), f"--local-store-dir={tmp}/a/lmdb", f"--named-caches-dir={tmp}/a/named", "package", "bench:remote")
-                t, _, err = ws.pants("--no-pantsd", *grid.pants_options(), "--no-local-cache", f"--local-store-dir={tmp}/b/lmdb", f"--named-caches-dir={tmp}/b/named", "package", "bench:remote")
+                ws.pants(
+                    "--no-pantsd",
+                    *grid.pants_options(),
+                    f"--local-store-dir={tmp}/a/lmdb",
+                    f"--named-caches-dir={tmp}/a/named",
+                    "package",
+                    "bench:remote",
+                )
+                t, _, err = ws.pants(
+                    "--no-pantsd",
+                    *grid.pants_options(),
+                    "--no-local-cache",
+                    f"--local-store-dir={tmp}/b/lmdb",
+                    f"--named-caches-dir={tmp}/b/named",
+                    "package",
+                    "bench:remote",
+                )
             baseline = ws.pants("--no-pantsd", "package", "examples/hello:image")[0]
             results["remote_hit_s"], results["remote_hit_layers_built"] = t, ws.last_executed
             results["no_pantsd_noop_s"] = baseline
@@ -222,7 +284,9 @@ def main() -> None:
             print("layering: bytes re-shipped after bumping one mid-size package (max_layers=20)")
             results["bump"] = {s: changed_layer_bytes(ws, tmp, s, build_file) for s in bumps}
     finally:
-        subprocess.run(["./pants", "kill-pantsd"], cwd=tmp / "repo", capture_output=True) if (tmp / "repo").exists() else None
+        subprocess.run(["./pants", "kill-pantsd"], cwd=tmp / "repo", capture_output=True) if (
+            tmp / "repo"
+        ).exists() else None
         shutil.rmtree(tmp, ignore_errors=True)
         # The synthetic closures are gigabytes nothing refers to: give the store its space back.
         synthetic.delete_generated()
@@ -230,8 +294,8 @@ def main() -> None:
     report(results, limit)
     out_dir = REPO / "build-support/bench/results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"bench-{args.scale}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    results_file = out_dir / f"bench-{args.scale}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    results_file.write_text(json.dumps(results, indent=2, sort_keys=True))
     print(f"\nwrote {out}")
 
 
@@ -241,22 +305,52 @@ def report(r: dict, limit: float) -> None:
             print(f"  {name:<44} {seconds:7.2f} s  {seconds / limit:6.1f}x limit  {note}")
 
     print(f"\nlayering of the measured images: {r['layering']}")
-    print(f"limit (read+tar+sha256+compress, 2 cores): gzip {r['limit_s']['gzip']:.2f} s, zstd {r['limit_s']['zstd']:.2f} s")
+    print(
+        f"limit (read+tar+sha256+compress, 2 cores): gzip {r['limit_s']['gzip']:.2f} s, zstd "
+        f"{r['limit_s']['zstd']:.2f} s"
+    )
     row("no-op pants package (pantsd warm)", r["noop_s"])
-    row("cold build, one image (wall)", r["cold_s"], f"{r['cold_layers_built']} layer processes, {r['closure_mb']:.0f} MB closure")
+    row(
+        "cold build, one image (wall)",
+        r["cold_s"],
+        f"{r['cold_layers_built']} layer processes, {r['closure_mb']:.0f} MB closure",
+    )
     row("cold build, work after Pants started", r["cold_work_s"])
     if "app_change_s" in r:
-        row("rebuild after app-only change (wall)", r["app_change_s"], f"{r['app_change_layers_built']} layer processes")
+        row(
+            "rebuild after app-only change (wall)", r["app_change_s"], f"{r['app_change_layers_built']} layer processes"
+        )
         row("rebuild after app-only change, minus no-op", r["app_change_s"] - r["noop_s"])
     if "twenty_images_s" in r:
-        row("20 images sharing a fresh closure (wall)", r["twenty_images_s"], f"{r['twenty_images_layers_built']} layer processes; {r['twenty_images_s'] / r['cold_s']:.2f}x one cold image")
+        row(
+            "20 images sharing a fresh closure (wall)",
+            r["twenty_images_s"],
+            f"{r['twenty_images_layers_built']} layer processes; {r['twenty_images_s'] / r['cold_s']:.2f}x one cold "
+            "image",
+        )
     if "twenty_layouts_s" in r:
-        row("20 images as OCI layouts, fresh closure (wall)", r["twenty_layouts_s"], f"{r['twenty_layouts_layers_built']} layer processes; {r['twenty_layouts_s'] / r['cold_s']:.2f}x one cold image")
+        row(
+            "20 images as OCI layouts, fresh closure (wall)",
+            r["twenty_layouts_s"],
+            f"{r['twenty_layouts_layers_built']} layer processes; {r['twenty_layouts_s'] / r['cold_s']:.2f}x one cold "
+            "image",
+        )
     if "remote_hit_s" in r:
-        row("remote-cache hit, fresh machine (no pantsd)", r["remote_hit_s"], f"{r['remote_hit_layers_built']} layer processes ran locally; no-op without pantsd {r['no_pantsd_noop_s']:.2f} s")
-    print(f"  peak RSS: layer tool {r['peak_rss_bytes']['layer_tool'] / 1e6:.0f} MB, pantsd {r['peak_rss_bytes']['pantsd'] / 1e6:.0f} MB")
+        row(
+            "remote-cache hit, fresh machine (no pantsd)",
+            r["remote_hit_s"],
+            f"{r['remote_hit_layers_built']} layer processes ran locally; no-op without pantsd "
+            f"{r['no_pantsd_noop_s']:.2f} s",
+        )
+    print(
+        f"  peak RSS: layer tool {r['peak_rss_bytes']['layer_tool'] / 1e6:.0f} MB, pantsd "
+        f"{r['peak_rss_bytes']['pantsd'] / 1e6:.0f} MB"
+    )
     for strategy, b in r.get("bump", {}).items():
-        print(f"  layering {strategy:<11}: bump of a {b['bumped_package_bytes'] / 1e6:.1f} MB package re-ships {b['changed_bytes'] / 1e6:.2f} MB in {b['changed_layers']} of {b['layers']} layers")
+        print(
+            f"  layering {strategy:<11}: bump of a {b['bumped_package_bytes'] / 1e6:.1f} MB package re-ships "
+            f"{b['changed_bytes'] / 1e6:.2f} MB in {b['changed_layers']} of {b['layers']} layers"
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-SOURCE_DIRS = ("/usr/lib/python3.11", "/usr/lib/x86_64-linux-gnu", "/usr/share/perl", "/usr/lib/gcc", "/usr/share/locale", "/usr/share/doc")
+SOURCE_DIRS = (
+    "/usr/lib/python3.11",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/share/perl",
+    "/usr/lib/gcc",
+    "/usr/share/locale",
+    "/usr/share/doc",
+)
 
 
 @dataclass(frozen=True)
@@ -84,11 +91,16 @@ def generate(workdir: Path, seed: int, salt: str, scale: Scale) -> dict:
     for i in range(scale.paths):
         refs = " ".join(f"p{d:03d}" for d in deps[i])
         lines.append(
-            f'  p{i:03d} = run {{ name = "bench-p{i:03d}-1.0"; src = builtins.path {{ path = {src_root}/p{i:03d}; name = "bench-src-{i:03d}"; }}; '
-            f'deps = [ {refs} ]; script = "cp -r $src $out; chmod -R u+w $out; mkdir -p $out/nix-support; echo $deps > $out/nix-support/depends"; }};'
+            f'  p{i:03d} = run {{ name = "bench-p{i:03d}-1.0"; src = builtins.path {{ path = {src_root}/p{i:03d}; name '
+            f'= "bench-src-{i:03d}"; }}; '
+            f'deps = [ {refs} ]; script = "cp -r $src $out; chmod -R u+w $out; mkdir -p $out/nix-support; echo $deps > '
+            f'$out/nix-support/depends"; }};'
         )
     roots = " ".join(f"p{i:03d}" for i in range(scale.paths) if not any(i in d for d in deps.values()))
-    lines.append(f'  root = run {{ name = "bench-root-1.0"; deps = [ {roots} ]; script = "mkdir -p $out; echo $deps > $out/depends"; }};')
+    lines.append(
+        f'  root = run {{ name = "bench-root-1.0"; deps = [ {roots} ]; script = "mkdir -p $out; echo $deps > '
+        f'$out/depends"; }};'
+    )
     lines.append("}")
     (workdir / "closure.nix").write_text("\n".join(lines) + "\n")
     return {"seed": seed, "salt": salt, "paths": scale.paths, "bytes": sum(sizes), "deps": deps}
@@ -96,7 +108,12 @@ def generate(workdir: Path, seed: int, salt: str, scale: Scale) -> dict:
 
 def build(workdir: Path) -> tuple[str, list[str]]:
     """Realise the closure with nix-build; return its root and all its store paths."""
-    root = subprocess.run(["nix-build", "--no-out-link", str(workdir / "closure.nix"), "-A", "root"], check=True, capture_output=True, text=True).stdout.split()[-1]
+    root = subprocess.run(
+        ["nix-build", "--no-out-link", str(workdir / "closure.nix"), "-A", "root"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[-1]
     return root, subprocess.run(["nix-store", "-qR", root], check=True, capture_output=True, text=True).stdout.split()
 
 

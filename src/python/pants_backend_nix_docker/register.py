@@ -5,7 +5,17 @@ from pants_backend_nix_docker.goals import package, publish, report, run
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
-from pants_backend_nix_docker.util_rules import artifacts, base_image, closure_graph, git, image, layer_tool, layers, nix, skopeo
+from pants_backend_nix_docker.util_rules import (
+    artifacts,
+    base_image,
+    closure_graph,
+    git,
+    image,
+    layer_tool,
+    layers,
+    nix,
+    skopeo,
+)
 
 
 def rules():

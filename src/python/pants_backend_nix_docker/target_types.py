@@ -26,13 +26,13 @@ from pants.util.strutil import help_text
 
 from pants_backend_nix_docker.nix.installables import InstallableError, parse_installable
 from pants_backend_nix_docker.nix.report import parse_size
-from pants_backend_nix_docker.oci.base_image import BaseImageError, parse_base_image
 from pants_backend_nix_docker.oci.accounts import (
     DirectorySpec,
     parse_directories,
     parse_groups,
     parse_users,
 )
+from pants_backend_nix_docker.oci.base_image import BaseImageError, parse_base_image
 from pants_backend_nix_docker.oci.rootfs import RootfsError, User, check_image_path
 from pants_backend_nix_docker.oci.tags import TagError, check_template
 
@@ -47,8 +47,7 @@ _PORT_RE = re.compile(r"^([0-9]+)(?:/(tcp|udp|sctp))?$")
 
 def _invalid(field: type[Field], address: Address, value: Any, problem: str, fix: str) -> InvalidFieldException:
     return InvalidFieldException(
-        f"The {field.alias!r} field in target {address} has an invalid value {value!r}: "
-        f"{problem}. {fix}"
+        f"The {field.alias!r} field in target {address} has an invalid value {value!r}: " f"{problem}. {fix}"
     )
 
 
@@ -57,7 +56,10 @@ def _check_absolute_path(field: type[Field], address: Address, value: str) -> st
         raise _invalid(field, address, value, "it is not an absolute path", f"Write it as '/{value}'.")
     if "\0" in value or posixpath.normpath(value) != value.rstrip("/") and value != "/":
         raise _invalid(
-            field, address, value, "it is not a normalised path",
+            field,
+            address,
+            value,
+            "it is not a normalised path",
             f"Write it as {posixpath.normpath(value)!r}.",
         )
     return value
@@ -87,15 +89,25 @@ class NixImagePackagesField(StringSequenceField):
         value = super().compute_value(raw_value, address)
         assert value is not None
         if not value:
-            raise _invalid(cls, address, [], "it is empty", "List at least one installable, e.g. `packages=[\"nixpkgs#hello\"]`.")
+            raise _invalid(
+                cls, address, [], "it is empty", 'List at least one installable, e.g. `packages=["nixpkgs#hello"]`.'
+            )
         for entry in value:
             try:
                 parse_installable(entry, address.spec_path)
             except InstallableError as e:
-                raise _invalid(cls, address, entry, str(e), "See `pants help nix_docker_image` for the forms an installable can take.")
+                raise _invalid(
+                    cls,
+                    address,
+                    entry,
+                    str(e),
+                    "See `pants help nix_docker_image` for the forms an installable can take.",
+                )
         twice = sorted({entry for entry in value if value.count(entry) > 1})
         if twice:
-            raise _invalid(cls, address, list(value), f"{', '.join(twice)} is listed twice", "List each installable once.")
+            raise _invalid(
+                cls, address, list(value), f"{', '.join(twice)} is listed twice", "List each installable once."
+            )
         return value
 
 
@@ -136,7 +148,10 @@ class NixImageEnvField(DictStringToStringField):
         for key in value or {}:
             if not key or "=" in key or "\0" in key:
                 raise _invalid(
-                    cls, address, key, "an environment variable name must be non-empty and contain no '=' or NUL",
+                    cls,
+                    address,
+                    key,
+                    "an environment variable name must be non-empty and contain no '=' or NUL",
                     "Rename the variable.",
                 )
         return value
@@ -144,7 +159,7 @@ class NixImageEnvField(DictStringToStringField):
 
 class NixImageWorkingDirField(StringField):
     alias = "working_dir"
-    help = "The working directory of the image's processes, an absolute path. Example: `working_dir=\"/data\"`."
+    help = 'The working directory of the image\'s processes, an absolute path. Example: `working_dir="/data"`.'
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
@@ -169,13 +184,21 @@ class NixImageExposedPortsField(Field):
         if value is None:
             return ()
         if isinstance(value, (str, int)) or not isinstance(value, (list, tuple)):
-            raise InvalidFieldTypeException(address, cls.alias, raw_value, expected_type="a list of port numbers or 'PORT/PROTOCOL' strings")
+            raise InvalidFieldTypeException(
+                address, cls.alias, raw_value, expected_type="a list of port numbers or 'PORT/PROTOCOL' strings"
+            )
         ports = []
         for item in value:
             match = _PORT_RE.match(str(item)) if isinstance(item, (str, int)) and not isinstance(item, bool) else None
             number = int(match.group(1)) if match else 0
             if not match or not 1 <= number <= 65535:
-                raise _invalid(cls, address, item, "a port is a number from 1 to 65535, optionally followed by /tcp, /udp or /sctp", "For example 8080 or '53/udp'.")
+                raise _invalid(
+                    cls,
+                    address,
+                    item,
+                    "a port is a number from 1 to 65535, optionally followed by /tcp, /udp or /sctp",
+                    "For example 8080 or '53/udp'.",
+                )
             ports.append(f"{number}/{match.group(2) or 'tcp'}")
         if len(set(ports)) != len(ports):
             duplicate = next(p for p in ports if ports.count(p) > 1)
@@ -185,7 +208,7 @@ class NixImageExposedPortsField(Field):
 
 class NixImageVolumesField(StringSequenceField):
     alias = "volumes"
-    help = "Absolute paths the image marks as volumes. Example: `volumes=[\"/data\"]`."
+    help = 'Absolute paths the image marks as volumes. Example: `volumes=["/data"]`.'
 
     @classmethod
     def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[tuple[str, ...]]:
@@ -210,13 +233,21 @@ class NixImageUserField(StringField):
         if value is not None:
             parts = value.split(":")
             if len(parts) > 2 or not all(_USER_PART_RE.match(p) for p in parts):
-                raise _invalid(cls, address, value, "expected USER or USER:GROUP, each a name or a number", "For example 'app', '1000' or '1000:1000'.")
+                raise _invalid(
+                    cls,
+                    address,
+                    value,
+                    "expected USER or USER:GROUP, each a name or a number",
+                    "For example 'app', '1000' or '1000:1000'.",
+                )
         return value
 
 
 class NixImageLabelsField(DictStringToStringField):
     alias = "labels"
-    help = "Labels of the image config. Example: `labels={\"org.opencontainers.image.source\": \"https://example.com/repo\"}`."
+    help = (
+        'Labels of the image config. Example: `labels={"org.opencontainers.image.source": "https://example.com/repo"}`.'
+    )
 
 
 class NixImageRepositoryField(StringField):
@@ -233,7 +264,13 @@ class NixImageRepositoryField(StringField):
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None and not _REPOSITORY_RE.match(value):
-            raise _invalid(cls, address, value, "a repository is lowercase letters, digits and separators (. _ __ -), in /-separated parts", "For example 'acme/hello-app'.")
+            raise _invalid(
+                cls,
+                address,
+                value,
+                "a repository is lowercase letters, digits and separators (. _ __ -), in /-separated parts",
+                "For example 'acme/hello-app'.",
+            )
         return value
 
     def value_or_default(self, address: Address) -> str:
@@ -276,6 +313,7 @@ class NixImageTagsField(StringSequenceField):
 class NixImageMaxLayersField(IntField):
     alias = "max_layers"
     default = 100
+    value: int
     help = help_text(
         f"""
         The most layers the image may have, the image-specific top layer included (2 to
@@ -289,7 +327,9 @@ class NixImageMaxLayersField(IntField):
         value = super().compute_value(raw_value, address)
         assert value is not None
         if not 2 <= value <= MAX_LAYERS_LIMIT:
-            raise _invalid(cls, address, value, f"it must be from 2 to {MAX_LAYERS_LIMIT}", "Most images want the default, 100.")
+            raise _invalid(
+                cls, address, value, f"it must be from 2 to {MAX_LAYERS_LIMIT}", "Most images want the default, 100."
+            )
         return value
 
 
@@ -309,6 +349,7 @@ class NixImageLayeringField(StringField):
 class NixImageCreatedField(StringField):
     alias = "created"
     default = DEFAULT_CREATED
+    value: str
     help = help_text(
         f"""
         The image's creation time, RFC 3339. The default, `{DEFAULT_CREATED}`, keeps the image
@@ -347,7 +388,8 @@ class NixImageDependenciesField(Dependencies):
 class NixImageAppDirField(StringField):
     alias = "app_dir"
     default = "/app"
-    help = "Where the image's `dependencies` land. Example: `app_dir=\"/srv/app\"`."
+    value: str
+    help = 'Where the image\'s `dependencies` land. Example: `app_dir="/srv/app"`.'
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
@@ -426,7 +468,7 @@ class NixImageUsersField(_AccountsField):
 class NixImageGroupsField(_AccountsField):
     alias = "groups"
     example = '`groups={"staff": 2000}`'
-    help = "Extra groups for `/etc/group`, name to gid. Example: `groups={\"staff\": 2000}`."
+    help = 'Extra groups for `/etc/group`, name to gid. Example: `groups={"staff": 2000}`.'
     value: tuple[tuple[str, int], ...]
 
     @staticmethod
@@ -502,7 +544,13 @@ class NixImageRegistriesField(StringSequenceField):
         value = super().compute_value(raw_value, address)
         for registry in value or ():
             if not registry or "/" in registry.lstrip("@") or registry.startswith(("http://", "https://")):
-                raise _invalid(cls, address, registry, "a registry is a host[:port] or an @alias", "For example 'registry.example.com:5000' or '@ci'.")
+                raise _invalid(
+                    cls,
+                    address,
+                    registry,
+                    "a registry is a host[:port] or an @alias",
+                    "For example 'registry.example.com:5000' or '@ci'.",
+                )
         return value
 
 
@@ -516,6 +564,7 @@ class NixImageOutputFormatField(StringField):
     alias = "output_format"
     valid_choices = ("archive", "layout")
     default = "archive"
+    value: str
     help = help_text(
         """
         What `pants package` writes. `archive` (the default): one `.tar` that is both an OCI
@@ -568,13 +617,19 @@ class NixImageMaxImageSizeField(Field):
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise _invalid(cls, address, value, "it must be a number of bytes or a string like \"60MB\"", "Example: `max_image_size=\"60MB\"`.")
+            raise _invalid(
+                cls,
+                address,
+                value,
+                'it must be a number of bytes or a string like "60MB"',
+                'Example: `max_image_size="60MB"`.',
+            )
         try:
             size = parse_size(value)
         except ValueError as e:
-            raise _invalid(cls, address, value, str(e), "Example: `max_image_size=\"60MB\"`.")
+            raise _invalid(cls, address, value, str(e), 'Example: `max_image_size="60MB"`.')
         if size <= 0:
-            raise _invalid(cls, address, value, "it must be positive", "Example: `max_image_size=\"60MB\"`.")
+            raise _invalid(cls, address, value, "it must be positive", 'Example: `max_image_size="60MB"`.')
         return size
 
 
@@ -616,7 +671,9 @@ class NixImageBaseImageField(StringField):
             try:
                 parse_base_image(value, address.spec_path)
             except BaseImageError as e:
-                raise InvalidFieldException(f"The {cls.alias!r} field in target {address} has an invalid value {value!r}: {e}.")
+                raise InvalidFieldException(
+                    f"The {cls.alias!r} field in target {address} has an invalid value {value!r}: {e}."
+                )
         return value
 
 

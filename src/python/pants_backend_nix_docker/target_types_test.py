@@ -8,26 +8,26 @@ from pants_backend_nix_docker.target_types import (
     NixImageBaseImageField,
     NixImageCaCertificatesField,
     NixImageClosureGraphField,
-    NixImageForbiddenReferencesField,
-    NixImageGroupsField,
-    NixImageSkipPushField,
-    NixImageTmpDirField,
-    NixImageUsrBinEnvField,
     NixImageCmdField,
     NixImageCreatedField,
     NixImageEntrypointField,
+    NixImageEnvField,
+    NixImageExposedPortsField,
+    NixImageForbiddenReferencesField,
+    NixImageGroupsField,
     NixImageLabelsField,
     NixImageLayeringField,
     NixImageMaxImageSizeField,
-    NixImageOutputFormatField,
-    NixImageRegistriesField,
-    NixImageEnvField,
-    NixImageExposedPortsField,
     NixImageMaxLayersField,
+    NixImageOutputFormatField,
     NixImagePackagesField,
+    NixImageRegistriesField,
     NixImageRepositoryField,
+    NixImageSkipPushField,
     NixImageTagsField,
+    NixImageTmpDirField,
     NixImageUserField,
+    NixImageUsrBinEnvField,
     NixImageVolumesField,
     NixImageWorkingDirField,
 )
@@ -181,5 +181,8 @@ def test_unknown_choices_list_the_valid_ones(field, value) -> None:
 def test_the_matrix_ran() -> None:
     # Runs last in this file: how many bad values every field was given, all refused clearly.
     fields = sorted({alias for alias, _ in INPUTS_TRIED})
-    print(f"FIGURE: bad input matrix: {len(INPUTS_TRIED)} bad values over {len(fields)} fields ({', '.join(fields)}), 0 accepted")
+    print(
+        f"FIGURE: bad input matrix: {len(INPUTS_TRIED)} bad values over {len(fields)} fields ({', '.join(fields)}), 0 "
+        "accepted"
+    )
     assert len(INPUTS_TRIED) >= 60

@@ -50,7 +50,10 @@ def manifest_and_config(archive: Path) -> tuple[dict, dict]:
 
 def image_target(name: str, base: str, package: str = "busybox", **fields: str) -> str:
     extra = "".join(f", {k}={v}" for k, v in fields.items())
-    return f'nix_docker_image(name="{name}", base_image="{base}", packages=["{NIX}#{package}"], env={{"FROM_IMAGE": "yes"}}{extra})\n'
+    return (
+        f'nix_docker_image(name="{name}", base_image="{base}", packages=["{NIX}#{package}"], env={{"FROM_IMAGE": '
+        f'"yes"}}{extra})\n'
+    )
 
 
 def test_an_image_on_a_base_archive(repo: Repo, tmp_path: Path) -> None:
@@ -60,7 +63,10 @@ def test_an_image_on_a_base_archive(repo: Repo, tmp_path: Path) -> None:
     archive = repo.root / "dist/testprojects.base/on-file.tar"
     base_layers = layer_digests(base)
     # Its busybox is in the base already, so it is not shipped again: only its /tmp layer is its own.
-    assert f"in {len(base_layers) + 1} layers" in result.stderr and f", {len(base_layers)} from the base image" in result.stderr, result.stderr[-2000:]
+    assert (
+        f"in {len(base_layers) + 1} layers" in result.stderr
+        and f", {len(base_layers)} from the base image" in result.stderr
+    ), result.stderr[-2000:]
     report = json.loads((repo.root / "dist/testprojects.base/on-file.report.json").read_text())
     busybox = next(p for p in report["store_paths"] if p.endswith("-busybox-1.35.0"))
     assert report["layers"][report["store_paths"][busybox]["layer"]]["description"] == "base image layer"
@@ -94,12 +100,20 @@ def test_an_image_on_a_base_archive(repo: Repo, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "value, fields, words",
     [
-        (f"hello-base.tar@{WRONG_PIN}", {}, ["'base_image'", f"no manifest with the pinned digest {WRONG_PIN}", "update the digest"]),
+        (
+            f"hello-base.tar@{WRONG_PIN}",
+            {},
+            ["'base_image'", f"no manifest with the pinned digest {WRONG_PIN}", "update the digest"],
+        ),
         ("missing.tar", {}, ["'base_image'", "there is no file or directory testprojects/badbase/missing.tar"]),
         ("BUILD", {}, ["'base_image'", "neither a directory (an OCI layout) nor a tar archive"]),
         ("docker://127.0.0.1:1/hello:latest", {}, ["'base_image'", "must be pinned by digest", "skopeo inspect"]),
         # zlib is not in the base (busybox is, and would need no layer of its own).
-        ("hello-base.tar", {"package": "zlib", "max_layers": "3"}, ["'max_layers'", "the base image has 3 layers", "at least 5"]),
+        (
+            "hello-base.tar",
+            {"package": "zlib", "max_layers": "3"},
+            ["'max_layers'", "the base image has 3 layers", "at least 5"],
+        ),
     ],
 )
 def test_bad_base_images(repo: Repo, value: str, fields: dict, words: list[str]) -> None:
@@ -117,7 +131,16 @@ def test_bad_base_images(repo: Repo, value: str, fields: dict, words: list[str])
 def test_a_base_image_from_a_registry_pinned_by_digest(repo: Repo, tmp_path: Path) -> None:
     base = repo.root / "testprojects/base/hello-base.tar"
     with DockerRegistry(tmp_path / "registry") as registry:
-        pushed = run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci-archive:{base}:latest", f"docker://{registry.address}/base/hello:1"])
+        pushed = run(
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                f"oci-archive:{base}:latest",
+                f"docker://{registry.address}/base/hello:1",
+            ]
+        )
         assert pushed.returncode == 0, pushed.stderr
         digest = registry.pulled_digest("base/hello:1")
         reference = f"docker://{registry.address}/base/hello:1@{digest}"
@@ -137,7 +160,12 @@ def test_a_base_image_from_a_registry_pinned_by_digest(repo: Repo, tmp_path: Pat
             repo.write("testprojects/nosuchbase/BUILD", image_target("bad", missing))
             bad = repo.pants(registry.pants_option(), "package", "testprojects/nosuchbase:bad")
             assert bad.returncode != 0
-            for words in ["testprojects/nosuchbase:bad", "'base_image'", f"has no image with digest {WRONG_PIN}", "skopeo inspect"]:
+            for words in [
+                "testprojects/nosuchbase:bad",
+                "'base_image'",
+                f"has no image with digest {WRONG_PIN}",
+                "skopeo inspect",
+            ]:
                 assert words in bad.stderr, (words, bad.stderr[-3000:])
 
     # Pulled once, cached by digest: with the registry gone, another image on it still builds.

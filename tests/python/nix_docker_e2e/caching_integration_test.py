@@ -9,10 +9,22 @@ from pathlib import Path
 import pytest
 
 from nix_docker_bench.workspace import executed_layer_processes
-
 from nix_docker_e2e.harness import Repo, layer_digests
 
-SERVICES = ["accounts", "billing", "catalog", "checkout", "inventory", "notifications", "payments", "search", "shipping", "users"]
+SERVICES = [
+    "accounts",
+    "billing",
+    "catalog",
+    "checkout",
+    "inventory",
+    "notifications",
+    "payments",
+    "search",
+    "shipping",
+    "users",
+]
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Repo:
     return Repo.copy_to(tmp_path_factory.mktemp("caching") / "repo")
@@ -61,7 +73,6 @@ def test_an_app_change_rebuilds_only_that_app_layer(repo: Repo, caches: Path, fi
 
 def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Path) -> None:
     from nix_docker_bench.buildgrid import BuildGrid
-
     from nix_docker_e2e.harness import REPO_FILES, sha256_file
 
     target = "examples/python-app:image"
@@ -72,13 +83,19 @@ def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Pa
         archive.unlink()
         # A fresh machine: empty local store and named caches, and no local cache reads at all.
         second = repo.pants(
-            *grid.pants_options(), "--no-local-cache", "--keep-sandboxes=always", "--stats-log",
-            "package", target, caches=tmp_path / "machine-b",
+            *grid.pants_options(),
+            "--no-local-cache",
+            "--keep-sandboxes=always",
+            "--stats-log",
+            "package",
+            target,
+            caches=tmp_path / "machine-b",
         ).assert_success()
     assert executed_layer_processes(second.stderr) == Counter(), "no layer process ran locally"
     assert "layers: 18 from the remote cache" in second.stderr
     # Every cacheable process (layers, archive, the PEX) was a remote hit; Nix's answers are
     # never cached, so they never ask.
     assert re.search(r"remote_cache_requests_uncached: 0\b", second.stderr)
-    assert int(re.search(r"remote_cache_requests_cached: (\d+)", second.stderr).group(1)) > 0
+    cached = re.search(r"remote_cache_requests_cached: (\d+)", second.stderr)
+    assert cached and int(cached.group(1)) > 0
     assert sha256_file(archive) == written

@@ -31,8 +31,15 @@ def reference(repo: Repo, tmp_path_factory) -> dict[str, str]:
 
 
 def pants_popen(repo: Repo, *args: str, caches: Path) -> subprocess.Popen:
-    options = ["--no-pantsd", "--no-dynamic-ui", f"--local-store-dir={caches}/lmdb_store", f"--named-caches-dir={caches}/named_caches"]
-    return subprocess.Popen(["./pants", *options, *args], cwd=repo.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    options = [
+        "--no-pantsd",
+        "--no-dynamic-ui",
+        f"--local-store-dir={caches}/lmdb_store",
+        f"--named-caches-dir={caches}/named_caches",
+    ]
+    return subprocess.Popen(
+        ["./pants", *options, *args], cwd=repo.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def layer_tool_running() -> bool:
@@ -89,7 +96,9 @@ def test_a_full_disk_for_dist(repo: Repo, reference: dict[str, str]) -> None:
         FAULTS.append("dist/ on a full 2 MB filesystem")
         assert full.returncode != 0
         # Pants names the file it could not write (which one depends on its write order).
-        assert "No space left on device" in full.stderr and "smalldist/examples.python/image." in full.stderr, full.stderr[-2000:]
+        assert (
+            "No space left on device" in full.stderr and "smalldist/examples.python/image." in full.stderr
+        ), full.stderr[-2000:]
         # Pants writes dist/ in place, so a cut-off file can be left there. It is never mistaken
         # for an image: the archive's index.json and manifest.json are its last members.
         partial = small / "examples.python/image.tar"
@@ -104,8 +113,11 @@ def test_a_full_disk_for_dist(repo: Repo, reference: dict[str, str]) -> None:
 
 def test_a_remote_cache_that_is_down(repo: Repo, reference: dict[str, str], tmp_path: Path) -> None:
     down = [
-        "--remote-cache-read", "--remote-cache-write", f"--remote-store-address=grpc://127.0.0.1:{free_port()}",
-        "--remote-instance-name=", "--remote-cache-warnings=first_only",
+        "--remote-cache-read",
+        "--remote-cache-write",
+        f"--remote-store-address=grpc://127.0.0.1:{free_port()}",
+        "--remote-instance-name=",
+        "--remote-cache-warnings=first_only",
     ]
     result = repo.pants(*down, "package", "examples/hello:image", caches=tmp_path / "caches")
     FAULTS.append("a remote cache that does not answer")
@@ -123,14 +135,19 @@ def test_a_store_path_collected_under_its_layer(repo: Repo, tmp_path: Path, caps
     )
     repo.write("testprojects/gc/BUILD", 'nix_docker_image(name="image", packages=["default.nix#victim"])\n')
     repo.pants("package", "testprojects/gc:image", caches=tmp_path / "caches").assert_success()
-    path = run(["nix-build", "--no-out-link", "testprojects/gc/default.nix", "-A", "victim"], cwd=repo.root, check=True).stdout.strip()
+    path = run(
+        ["nix-build", "--no-out-link", "testprojects/gc/default.nix", "-A", "victim"], cwd=repo.root, check=True
+    ).stdout.strip()
     collected = run(["nix-store", "--delete", path])
     assert collected.returncode == 0, collected.stderr
 
     # What a layer process does when its path was collected after the closure was read.
     from pants_backend_nix_docker.oci.tool import main
 
-    assert main(["layers", "--compression", "gzip", "--level", "1", "--out-dir", str(tmp_path / "out"), "--layer", path]) == 1
+    assert (
+        main(["layers", "--compression", "gzip", "--level", "1", "--out-dir", str(tmp_path / "out"), "--layer", path])
+        == 1
+    )
     assert "garbage-collected after the image's closure was read. Build again" in capsys.readouterr().err
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()], "a half-written blob was left"
     FAULTS.append("a store path garbage-collected before its layer was written")

@@ -20,6 +20,11 @@ import pytest
 from nix_docker_e2e.harness import REPO_FILES, DockerRegistry, Repo, manifest_digest, run, runc_run, unpack_bundle
 
 DIST_TARGET = "src/python/pants_backend_nix_docker:dist"
+# The pex that ./pants builds from PyPI (Pants' own download of it needs GitHub): version,
+# platform, sha256, size, as [pex-cli].known_versions takes them.
+PEX_KNOWN_VERSION = "|".join(
+    ["v2.1.137", "linux_x86_64", "02252fec0a0fc8475f4ebc09edd65d81ae502b609549e059d45c4bc48cae944f", "3563515"]
+)
 
 
 def bootstrap_cache() -> Path:
@@ -39,8 +44,9 @@ def wheel(tmp_path_factory) -> Wheel:
     ours.pants("package", DIST_TARGET).assert_success()
     wheels = sorted((ours.root / "dist").glob("pants_backend_nix_docker-*-py3-none-any.whl"))
     assert len(wheels) == 1, ours.dist_files()
-    version = re.match(r"pants_backend_nix_docker-(.+)-py3-none-any\.whl", wheels[0].name).group(1)
-    return Wheel(wheels[0], version)
+    version = re.match(r"pants_backend_nix_docker-(.+)-py3-none-any\.whl", wheels[0].name)
+    assert version, wheels[0].name
+    return Wheel(wheels[0], version.group(1))
 
 
 def test_the_changelog_names_the_wheel_version(wheel: Wheel) -> None:
@@ -77,7 +83,10 @@ in {{
     name = "greeter-python-3.11";
     system = builtins.currentSystem;
     builder = "${{busybox}}/bin/busybox";
-    args = [ "sh" "-c" "${{busybox}}/bin/busybox mkdir -p $out/bin && ${{busybox}}/bin/busybox ln -s ${{python}}/bin/python3 $out/bin/python3" ];
+    args = [ "sh" "-c" (
+      "${{busybox}}/bin/busybox mkdir -p $out/bin"
+      + " && ${{busybox}}/bin/busybox ln -s ${{python}}/bin/python3 $out/bin/python3"
+    ) ];
   }};
 }}
 """
@@ -143,8 +152,12 @@ def foreign(wheel: Wheel, tmp_path_factory) -> ForeignRepo:
     cache = bootstrap_cache()
     pex = cache / "pex-2.1.137.pex"
     assert pex.is_file(), f"{pex}: the machine's pex (./pants builds it) is missing"
-    python = run(["nix-build", "--no-out-link", str(REPO_FILES / "build-support/nix"), "-A", "python3"], check=True).stdout.split()[-1]
-    busybox = run(["nix-build", "--no-out-link", str(REPO_FILES / "build-support/nix"), "-A", "busybox"], check=True).stdout.split()[-1]
+    python = run(
+        ["nix-build", "--no-out-link", str(REPO_FILES / "build-support/nix"), "-A", "python3"], check=True
+    ).stdout.split()[-1]
+    busybox = run(
+        ["nix-build", "--no-out-link", str(REPO_FILES / "build-support/nix"), "-A", "busybox"], check=True
+    ).stdout.split()[-1]
     files = {
         "pants.toml": f"""\
             [GLOBAL]
@@ -169,7 +182,7 @@ def foreign(wheel: Wheel, tmp_path_factory) -> ForeignRepo:
             env_vars.add = ["PIP_CONFIG_FILE=/dev/null"]
 
             [pex-cli]
-            known_versions = ["v2.1.137|linux_x86_64|02252fec0a0fc8475f4ebc09edd65d81ae502b609549e059d45c4bc48cae944f|3563515"]
+            known_versions = ["{PEX_KNOWN_VERSION}"]
             url_template = "file://{pex}"
 
             [source]
@@ -193,7 +206,11 @@ def foreign(wheel: Wheel, tmp_path_factory) -> ForeignRepo:
 
 
 def test_nothing_of_this_repo_but_the_wheel(foreign: ForeignRepo) -> None:
-    files = {p.relative_to(foreign.root).as_posix() for p in foreign.root.rglob("*") if p.is_file() and ".git/" not in p.as_posix()}
+    files = {
+        p.relative_to(foreign.root).as_posix()
+        for p in foreign.root.rglob("*")
+        if p.is_file() and ".git/" not in p.as_posix()
+    }
     ours = {p.relative_to(REPO_FILES).as_posix() for p in REPO_FILES.rglob("*") if p.is_file()}
     shared = {f for f in files & ours if not f.startswith(("dist/", ".pants.d/"))}
     # BUILD and pants.toml exist in every Pants repo: only their contents could be ours.
@@ -214,7 +231,10 @@ def test_package_builds_an_image_that_runs(foreign: ForeignRepo, tmp_path: Path)
     started = time.monotonic()
     ok(foreign.run("package", "src:image"))
     again = time.monotonic() - started
-    print(f"FIGURE: foreign repo: `pants package` {first:.1f} s on its first run, {again:.1f} s with nothing changed (no pantsd)")
+    print(
+        f"FIGURE: foreign repo: `pants package` {first:.1f} s on its first run, {again:.1f} s with nothing changed (no "
+        "pantsd)"
+    )
     bundle = unpack_bundle(archive, tmp_path, tag="v1")
     result = runc_run(bundle)
     assert result.returncode == 0, result.stderr

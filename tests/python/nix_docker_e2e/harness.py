@@ -41,7 +41,9 @@ class Repo:
         copy_repo(REPO_FILES, dest)
         return cls(dest)
 
-    def pants(self, *args: str, caches: Path | None = None, env: dict[str, str] | None = None, timeout: int = 900) -> PantsResult:
+    def pants(
+        self, *args: str, caches: Path | None = None, env: dict[str, str] | None = None, timeout: int = 900
+    ) -> PantsResult:
         """Run `./pants --no-pantsd ARGS`; with `caches`, Pants starts from empty local caches there."""
         options = ["--no-pantsd", "--no-dynamic-ui"]
         if caches is not None:
@@ -91,9 +93,16 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def member_bytes(tf: tarfile.TarFile, name: str) -> bytes:
+    """The bytes of a regular file in an open tar archive."""
+    member = tf.extractfile(name)
+    assert member is not None, f"{name} is not a regular file in {tf.name!r}"
+    return member.read()
+
+
 def index_of(archive: Path) -> dict:
     with tarfile.open(archive) as tf:
-        return json.load(tf.extractfile("index.json"))
+        return json.loads(member_bytes(tf, "index.json"))
 
 
 def manifest_digest(archive: Path) -> str:
@@ -103,7 +112,7 @@ def manifest_digest(archive: Path) -> str:
 def layer_members(archive: Path) -> list[list[str]]:
     """Names in each layer of the archive, bottom layer first."""
     with tarfile.open(archive) as tf:
-        docker = json.load(tf.extractfile("manifest.json"))[0]
+        docker = json.loads(member_bytes(tf, "manifest.json"))[0]
         layers = []
         for layer in docker["Layers"]:
             blob = tf.extractfile(layer)
@@ -144,10 +153,23 @@ def runc_run(bundle: Path, timeout: int = 120) -> subprocess.CompletedProcess:
         subprocess.run(["runc", "delete", "--force", name], capture_output=True)
 
 
-PODMAN_RUN = ["podman", "run", "--rm", "--network=none", "--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+PODMAN_RUN = [
+    "podman",
+    "run",
+    "--rm",
+    "--network=none",
+    "--runtime",
+    "runc",
+    "--ulimit",
+    "nofile=20000:20000",
+    "--ulimit",
+    "nproc=32768:32768",
+]
 
 
-def edit_process(bundle: Path, *, args: Sequence[str] | None = None, env: dict[str, str] | None = None, host_network: bool = False) -> None:
+def edit_process(
+    bundle: Path, *, args: Sequence[str] | None = None, env: dict[str, str] | None = None, host_network: bool = False
+) -> None:
     """Change what the unpacked image runs, as `docker run` flags would."""
     config_path = bundle / "config.json"
     config = json.loads(config_path.read_text())
@@ -171,7 +193,9 @@ class RuncContainer:
 
     def __enter__(self) -> "RuncContainer":
         self._log_file = open(self.log, "w")
-        self.proc = subprocess.Popen(["runc", "run", "-b", str(self.bundle), self.name], stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            ["runc", "run", "-b", str(self.bundle), self.name], stdout=self._log_file, stderr=subprocess.STDOUT
+        )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -204,10 +228,9 @@ def http_get_json(url: str, timeout: float = 60.0) -> dict:
 
 def layer_digests(archive: Path) -> list[str]:
     with tarfile.open(archive) as tf:
-        index = json.load(tf.extractfile("index.json"))
-        manifest = json.load(tf.extractfile("blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
+        index = json.loads(member_bytes(tf, "index.json"))
+        manifest = json.loads(member_bytes(tf, "blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
         return [layer["digest"] for layer in manifest["layers"]]
-
 
 
 class TestCA:
@@ -218,12 +241,47 @@ class TestCA:
         workdir.mkdir(parents=True, exist_ok=True)
         self.ca_cert, self.cert, self.key = workdir / "ca.crt", workdir / "server.crt", workdir / "server.key"
         ssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"]
-        run([*ssl, "/CN=pants-nix-docker test CA", "-keyout", str(workdir / "ca.key"), "-out", str(self.ca_cert)], check=True)
-        run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(self.key), "-out", str(workdir / "server.csr")], check=True)
+        run(
+            [*ssl, "/CN=pants-nix-docker test CA", "-keyout", str(workdir / "ca.key"), "-out", str(self.ca_cert)],
+            check=True,
+        )
+        run(
+            [
+                "openssl",
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                str(self.key),
+                "-out",
+                str(workdir / "server.csr"),
+            ],
+            check=True,
+        )
         (workdir / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
         run(
-            ["openssl", "x509", "-req", "-in", str(workdir / "server.csr"), "-CA", str(self.ca_cert), "-CAkey", str(workdir / "ca.key"),
-             "-CAcreateserial", "-days", "2", "-extfile", str(workdir / "san.ext"), "-out", str(self.cert)],
+            [
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                str(workdir / "server.csr"),
+                "-CA",
+                str(self.ca_cert),
+                "-CAkey",
+                str(workdir / "ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                str(workdir / "san.ext"),
+                "-out",
+                str(self.cert),
+            ],
             check=True,
         )
         # What containers tools read with --cert-dir: the CA as DIR/*.crt.
@@ -248,18 +306,27 @@ class DockerRegistry:
         import time
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {self.workdir}/data\nhttp:\n  addr: {self.address}\n"
+        config = (
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: "
+            f"{self.workdir}/data\nhttp:\n  addr: {self.address}\n"
+        )
         if self.tls:
             config += f"  tls:\n    certificate: {self.tls.cert}\n    key: {self.tls.key}\n"
         if self.htpasswd:
             user, password = self.htpasswd
             # The registry takes bcrypt only; glibc's crypt (libxcrypt) makes it.
-            (self.workdir / "htpasswd").write_text(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+            (self.workdir / "htpasswd").write_text(
+                f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+            )
             config += f"auth:\n  htpasswd:\n    realm: test\n    path: {self.workdir}/htpasswd\n"
         (self.workdir / "config.yml").write_text(config)
         self._log = open(self.log, "w")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.workdir / "config.yml")], stdout=self._log, stderr=subprocess.STDOUT)
-        curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"] + (["--cacert", str(self.tls.ca_cert)] if self.tls else [])
+        self.proc = subprocess.Popen(
+            ["docker-registry", "serve", str(self.workdir / "config.yml")], stdout=self._log, stderr=subprocess.STDOUT
+        )
+        curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"] + (
+            ["--cacert", str(self.tls.ca_cert)] if self.tls else []
+        )
         deadline = time.monotonic() + 30
         # 401 is an answer too: the registry is up and asks for credentials.
         while run([*curl, f"{self.scheme}://{self.address}/v2/"]).stdout not in ("200", "401"):
@@ -312,19 +379,39 @@ class DockerRegistry:
 
     def pull_everything(self, ref: str, dest: Path) -> subprocess.CompletedProcess:
         """Copy the image with every blob, each checked against its digest by skopeo."""
-        return run(["skopeo", "copy", "--quiet", *self.skopeo_options("src-"), f"docker://{self.address}/{ref}", f"oci:{dest}:x"])
+        return run(
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                *self.skopeo_options("src-"),
+                f"docker://{self.address}/{ref}",
+                f"oci:{dest}:x",
+            ]
+        )
 
     def uploaded_blobs(self) -> list[str]:
         """Digests of the blobs uploaded so far, from the registry's log (one per finished upload)."""
         import re
 
-        return [d.replace("%3A", ":") for d in re.findall(r'"PUT /v2/[^ ]+/blobs/uploads/[^ ]*digest=(sha256(?:%3A|:)[0-9a-f]{64})', self.log.read_text())]
+        return [
+            d.replace("%3A", ":")
+            for d in re.findall(
+                r'"PUT /v2/[^ ]+/blobs/uploads/[^ ]*digest=(sha256(?:%3A|:)[0-9a-f]{64})', self.log.read_text()
+            )
+        ]
 
     def mounted_blobs(self) -> list[str]:
         """Digests made available by cross-repository mounts (POST ?mount=, answered 201)."""
         import re
 
-        return [d.replace("%3A", ":") for d in re.findall(r'"POST /v2/[^ ]+/blobs/uploads/\?[^ ]*mount=(sha256(?:%3A|:)[0-9a-f]{64})[^"]*" 201', self.log.read_text())]
+        return [
+            d.replace("%3A", ":")
+            for d in re.findall(
+                r'"POST /v2/[^ ]+/blobs/uploads/\?[^ ]*mount=(sha256(?:%3A|:)[0-9a-f]{64})[^"]*" 201',
+                self.log.read_text(),
+            )
+        ]
 
 
 class FlakyProxy:
@@ -335,7 +422,9 @@ class FlakyProxy:
     mid-way through a layer upload) are cut there. Everything else is forwarded verbatim.
     """
 
-    def __init__(self, upstream: str, fail_with_500: Iterable[int] = (), drops: int = 0, drop_after: int = 2 << 20) -> None:
+    def __init__(
+        self, upstream: str, fail_with_500: Iterable[int] = (), drops: int = 0, drop_after: int = 2 << 20
+    ) -> None:
         import socket
         import threading
 

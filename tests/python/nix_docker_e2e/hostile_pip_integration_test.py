@@ -59,7 +59,9 @@ def machine(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return site, env
 
 
-def pants_in_namespace(repo: Repo, tmp: Path, machine: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess:
+def pants_in_namespace(
+    repo: Repo, tmp: Path, machine: tuple[Path, dict[str, str]], *args: str
+) -> subprocess.CompletedProcess:
     """`./pants ARGS` with the hostile site config mounted and an empty pex cache, from empty
     Pants caches under `tmp`."""
     site, env = machine

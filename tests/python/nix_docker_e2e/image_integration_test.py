@@ -83,7 +83,9 @@ def test_image_store_is_exactly_the_runtime_closure(repo: Repo, images, name: st
 
 def test_skopeo_reads_both_oci_and_docker_archive(images, tmp_path: Path) -> None:
     archive = images["hello"]
-    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{archive}"], capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci-archive:{archive}"], capture_output=True, check=True
+    ).stdout
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == manifest_digest(archive)
     # manifest.json names the image, so the docker-archive transport finds it by tag.
     docker = json.loads(run(["skopeo", "inspect", f"docker-archive:{archive}:hello:latest"], check=True).stdout)
@@ -126,12 +128,19 @@ def make_flake(directory: Path) -> None:
                   bb = "${self}/busybox";
                   shell = derivation {
                     name = "flake-shell-1.0"; inherit system; builder = bb;
-                    args = [ "sh" "-c" "${bb} mkdir -p $out/bin && ${bb} cp ${bb} $out/bin/busybox && ${bb} ln -s busybox $out/bin/sh" ];
+                    args = [ "sh" "-c" (
+                      "${bb} mkdir -p $out/bin && ${bb} cp ${bb} $out/bin/busybox"
+                      + " && ${bb} ln -s busybox $out/bin/sh"
+                    ) ];
                   };
                 in {
                   packages.${system}.greeting = derivation {
                     name = "greeting-1.0"; inherit system; builder = bb;
-                    args = [ "sh" "-c" "${bb} mkdir -p $out/bin && ${bb} printf '#!${shell}/bin/sh\\necho greetings from a flake\\n' > $out/bin/greet && ${bb} chmod 555 $out/bin/greet" ];
+                    args = [ "sh" "-c" (
+                      "${bb} mkdir -p $out/bin"
+                      + " && ${bb} printf '#!${shell}/bin/sh\\necho greetings from a flake\\n' > $out/bin/greet"
+                      + " && ${bb} chmod 555 $out/bin/greet"
+                    ) ];
                   };
                 };
             }
@@ -144,7 +153,14 @@ def test_flake_installables_through_the_registry(repo: Repo, tmp_path: Path) -> 
     flake = tmp_path / "flake"
     make_flake(flake)
     registry = tmp_path / "registry.json"
-    registry.write_text(json.dumps({"version": 2, "flakes": [{"from": {"type": "indirect", "id": "nixpkgs"}, "to": {"type": "path", "path": str(flake)}}]}))
+    registry.write_text(
+        json.dumps(
+            {
+                "version": 2,
+                "flakes": [{"from": {"type": "indirect", "id": "nixpkgs"}, "to": {"type": "path", "path": str(flake)}}],
+            }
+        )
+    )
     repo.write(
         "testprojects/flake/BUILD",
         'nix_docker_image(name="image", packages=["nixpkgs#greeting"], entrypoint=["${pkgs.greeting}/bin/greet"])\n',
@@ -154,8 +170,16 @@ def test_flake_installables_through_the_registry(repo: Repo, tmp_path: Path) -> 
     bundle = unpack_bundle(repo.root / "dist/testprojects.flake/image.tar", tmp_path / "run")
     proc = runc_run(bundle)
     assert proc.stdout.strip() == "greetings from a flake", proc.stderr
-    members = [m for layer in layer_members(repo.root / "dist/testprojects.flake/image.tar") for m in layer if m.count("/") == 2]
-    assert sorted(m.split("-", 1)[1] for m in members) == ["flake-shell-1.0", "greeting-1.0"], "no flake source, no builder"
+    members = [
+        m
+        for layer in layer_members(repo.root / "dist/testprojects.flake/image.tar")
+        for m in layer
+        if m.count("/") == 2
+    ]
+    assert sorted(m.split("-", 1)[1] for m in members) == [
+        "flake-shell-1.0",
+        "greeting-1.0",
+    ], "no flake source, no builder"
 
 
 BAD_TARGETS = {
@@ -180,7 +204,8 @@ BAD_TARGETS = {
         ["testprojects/bad:unknown-user", "'user'", "nobody"],
     ),
     "through-a-symlink": (
-        f'nix_docker_image(name="through-a-symlink", packages=["//{NIX_SET}#hello", "//{NIX_SET}#busybox"], usr_bin_env=True, '
+        f'nix_docker_image(name="through-a-symlink", packages=["//{NIX_SET}#hello", "//{NIX_SET}#busybox"], '
+        "usr_bin_env=True, "
         'directories={"/usr/bin/env/data": "root"})',
         ["testprojects/bad:through-a-symlink", "'directories'", "/usr/bin/env to be a directory, but it is a symlink"],
     ),
@@ -188,7 +213,8 @@ BAD_TARGETS = {
 # A derivation that fails, salted so Nix really builds it: its error tail must reach the user.
 BROKEN_NIX = (
     "let lib = import ../../build-support/nix/lib.nix; in {\n"
-    '  broken = lib.run { name = "broken-1.0"; script = "echo SALT; echo the build broke on purpose >&2; exit 1"; };\n}\n'
+    '  broken = lib.run { name = "broken-1.0"; script = "echo SALT; echo the build broke on purpose >&2; exit 1"; '
+    "};\n}\n"
 )
 
 
@@ -207,7 +233,10 @@ def test_bad_input_fails_clearly_and_leaves_dist_empty(repo: Repo, name: str) ->
 
 def test_invalid_field_fails_naming_target_field_and_fix(repo: Repo) -> None:
     with repo.broken_targets("testprojects/badfield"):
-        repo.write("testprojects/badfield/BUILD", f'nix_docker_image(name="image", packages=["//{NIX_SET}#hello"], max_layers=1)\n')
+        repo.write(
+            "testprojects/badfield/BUILD",
+            f'nix_docker_image(name="image", packages=["//{NIX_SET}#hello"], max_layers=1)\n',
+        )
         result = repo.pants("package", "testprojects/badfield:image")
     assert result.returncode != 0
     for words in ["testprojects/badfield:image", "'max_layers'", "from 2 to 125", "the default, 100"]:
@@ -219,7 +248,13 @@ def test_missing_nix_fails_naming_target_and_fix(repo: Repo) -> None:
     repo.write("testprojects/nonix/BUILD", f'nix_docker_image(name="image", packages=["//{NIX_SET}#hello"])\n')
     result = repo.pants("--nix-executable-search-paths=['/nonexistent']", "package", "testprojects/nonix:image")
     assert result.returncode != 0
-    for words in ["testprojects/nonix:image", "`packages`", "were not found", "[nix].executable_search_paths", "apt-get install nix-bin"]:
+    for words in [
+        "testprojects/nonix:image",
+        "`packages`",
+        "were not found",
+        "[nix].executable_search_paths",
+        "apt-get install nix-bin",
+    ]:
         assert words in result.stderr
     assert not (repo.root / "dist" / "testprojects.nonix").exists()
 

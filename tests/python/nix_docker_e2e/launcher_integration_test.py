@@ -53,7 +53,10 @@ def test_fast_path_execs_pants_without_bootstrapping(scratch: Path) -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"python ran with: {scratch}/build-support/bootstrap/run_pants.py package examples/hello:image"
+    assert (
+        proc.stdout.strip()
+        == f"python ran with: {scratch}/build-support/bootstrap/run_pants.py package examples/hello:image"
+    )
     assert "[bootstrap]" not in proc.stderr
 
 
@@ -62,8 +65,11 @@ def test_unprivileged_user_is_told_what_is_missing(scratch: Path) -> None:
     bin_dir = scratch / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "env", "id", "grep", "awk", "dirname", "cat", "mktemp", "rm"):
-        os.symlink(shutil.which(tool), bin_dir / tool)
+        found = shutil.which(tool)
+        assert found, f"{tool} is not on PATH"
+        os.symlink(found, bin_dir / tool)
     os.chmod(scratch, 0o777)
+
     def become_nobody() -> None:
         os.setgroups([])
         os.setgid(65534)
@@ -78,6 +84,17 @@ def test_unprivileged_user_is_told_what_is_missing(scratch: Path) -> None:
         text=True,
     )
     assert proc.returncode != 0
-    for words in ["This machine lacks:", "nix-bin", "skopeo", "umoci", "runc", "podman", "docker-registry", "python3.9", "only on Debian 12 as root", "Then run ./pants again."]:
+    for words in [
+        "This machine lacks:",
+        "nix-bin",
+        "skopeo",
+        "umoci",
+        "runc",
+        "podman",
+        "docker-registry",
+        "python3.9",
+        "only on Debian 12 as root",
+        "Then run ./pants again.",
+    ]:
         assert words in proc.stderr, proc.stderr
     assert not (scratch / "home" / ".cache" / "pants-nix-docker" / "pants-2.17.1-venv").exists()

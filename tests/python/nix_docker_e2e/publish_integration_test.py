@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,15 +90,21 @@ def test_tag_placeholders_are_rendered_and_published(repo: Repo, registry: Docke
     )
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "tags"], check=True)
-    head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        [*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     result = repo.pants(registry.pants_option(), "package", "publish", "testprojects/tags:image").assert_success()
     assert f"{registry.address}/acme/hello:{head} published" in result.stderr
-    closure_tag = next(t for t in result.stderr.split() if t.startswith(f"{registry.address}/acme/hello:c-")).split(":")[-1]
+    closure_tag = next(t for t in result.stderr.split() if t.startswith(f"{registry.address}/acme/hello:c-")).split(
+        ":"
+    )[-1]
     assert len(closure_tag) == len("c-") + 12
     archive = repo.root / "dist/testprojects.tags/image.tar"
     assert registry.pulled_digest(f"acme/hello:{head}") == manifest_digest(archive)
     # A change to a tracked file makes the revision "dev".
-    (repo.root / "testprojects/tags/BUILD").write_text((repo.root / "testprojects/tags/BUILD").read_text() + "# edited\n")
+    (repo.root / "testprojects/tags/BUILD").write_text(
+        (repo.root / "testprojects/tags/BUILD").read_text() + "# edited\n"
+    )
     dirty = repo.pants("package", "testprojects/tags:image").assert_success()
     assert "image acme/hello:dev," in dirty.stderr
 
@@ -111,7 +118,10 @@ def test_tls_and_htpasswd_registry(repo: Repo, tmp_path: Path) -> None:
         refused = repo.pants(registry.pants_option(), "package", "publish", "examples/hello:image", env=wrong)
         assert refused.returncode != 0
         said = refused.stdout + refused.stderr
-        assert f"Could not publish examples/hello:image to {registry.address}/hello:latest: {registry.address} refused the credentials" in said
+        assert (
+            f"Could not publish examples/hello:image to {registry.address}/hello:latest: {registry.address} refused "
+            "the credentials" in said
+        )
         assert f"skopeo login {registry.address}" in said
         assert password not in said and "not-the-password" not in said
         assert registry.pull_everything("hello:latest", tmp_path / "none").returncode != 0  # no tag was written
@@ -124,7 +134,9 @@ def test_tls_and_htpasswd_registry(repo: Repo, tmp_path: Path) -> None:
         untrusted = f"--nix-docker-registries={{'test': {{'address': '{registry.address}', 'default': True}}}}"
         result = repo.pants(untrusted, "publish", "examples/hello:image", env=good)
         assert result.returncode != 0
-        assert f"the TLS certificate of {registry.address} is not trusted" in result.stderr and "cert_dir" in result.stderr
+        assert (
+            f"the TLS certificate of {registry.address} is not trusted" in result.stderr and "cert_dir" in result.stderr
+        )
 
 
 def test_unreachable_registry(repo: Repo) -> None:
@@ -132,7 +144,10 @@ def test_unreachable_registry(repo: Repo) -> None:
     option = f"--nix-docker-registries={{'test': {{'address': '{nowhere}', 'default': True, 'tls_verify': False}}}}"
     result = repo.pants(option, "publish", "examples/hello:image")
     assert result.returncode != 0
-    assert f"Could not publish examples/hello:image to {nowhere}/hello:latest: {nowhere} cannot be reached" in result.stderr
+    assert (
+        f"Could not publish examples/hello:image to {nowhere}/hello:latest: {nowhere} cannot be reached"
+        in result.stderr
+    )
     assert f"{nowhere}/hello:latest failed" in result.stderr
 
 
@@ -159,7 +174,7 @@ def test_a_failing_registry_never_leaves_a_tag_to_a_missing_blob(repo: Repo, tmp
     with DockerRegistry(tmp_path / "registry") as registry:
         # First a connection cut 1 MiB into a layer upload (the 12 MB Python layer is in there),
         # then a registry that answers 500 to its first two connections.
-        faults = [dict(drops=1, drop_after=1 << 20), dict(fail_with_500=(1, 2))]
+        faults: list[dict[str, Any]] = [dict(drops=1, drop_after=1 << 20), dict(fail_with_500=(1, 2))]
         for n, fault in enumerate(faults):
             proxy = FlakyProxy(registry.address, **fault)
             try:

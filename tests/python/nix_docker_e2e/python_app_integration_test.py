@@ -91,7 +91,9 @@ def test_inside_the_container(image: Path, tmp_path: Path) -> None:
     assert seen["root"] is False and seen["store"] is False
     assert seen["tmp_mode"] == "0o1777"
     assert seen["ca_certs"] > 100
-    assert seen["ssl_cert_file"].startswith("/nix/store/") and seen["ssl_cert_file"].endswith("/etc/ssl/certs/ca-bundle.crt")
+    assert seen["ssl_cert_file"].startswith("/nix/store/") and seen["ssl_cert_file"].endswith(
+        "/etc/ssl/certs/ca-bundle.crt"
+    )
     assert seen["env"].startswith("/nix/store/") and seen["env"].endswith("-busybox-1.35.0/bin/busybox")
 
 
@@ -119,7 +121,13 @@ def test_changing_only_the_app_source_changes_only_the_top_layer(repo: Repo, ima
 BAD = {
     "conflict": (
         f'nix_docker_image(name="conflict", packages=["{NIX_SET}#busybox", "other.nix#sh"], paths_to_link=["/bin"])',
-        ["testprojects/rootfs:conflict", "'paths_to_link'", "two packages both provide /bin/sh", "-busybox-1.35.0/bin/sh", "-other-sh/bin/sh"],
+        [
+            "testprojects/rootfs:conflict",
+            "'paths_to_link'",
+            "two packages both provide /bin/sh",
+            "-busybox-1.35.0/bin/sh",
+            "-other-sh/bin/sh",
+        ],
     ),
     "unknown-user": (
         f'nix_docker_image(name="unknown-user", packages=["{NIX_SET}#hello"], users={{"app": 1000}}, user="ghost")',
@@ -140,7 +148,8 @@ def test_bad_rootfs_input_fails_clearly(repo: Repo, name: str) -> None:
         repo.write("testprojects/rootfs/lib.py", "VALUE = 1\n")
         repo.write(
             "testprojects/rootfs/other.nix",
-            'let inherit (import ../../build-support/nix/lib.nix) run; in { sh = run { name = "other-sh"; script = "mkdir -p $out/bin; echo not-busybox > $out/bin/sh"; }; }\n',
+            'let inherit (import ../../build-support/nix/lib.nix) run; in { sh = run { name = "other-sh"; script = '
+            '"mkdir -p $out/bin; echo not-busybox > $out/bin/sh"; }; }\n',
         )
         result = repo.pants("package", f"testprojects/rootfs:{name}")
     assert result.returncode != 0
@@ -151,7 +160,10 @@ def test_bad_rootfs_input_fails_clearly(repo: Repo, name: str) -> None:
 
 def test_directory_outside_the_root_fails_clearly(repo: Repo) -> None:
     with repo.broken_targets("testprojects/escape"):
-        repo.write("testprojects/escape/BUILD", f'nix_docker_image(name="image", packages=["{NIX_SET}#hello"], directories={{"../x": "root"}})\n')
+        repo.write(
+            "testprojects/escape/BUILD",
+            f'nix_docker_image(name="image", packages=["{NIX_SET}#hello"], directories={{"../x": "root"}})\n',
+        )
         result = repo.pants("package", "testprojects/escape:image")
     assert result.returncode != 0
     for words in ["testprojects/escape:image", "'directories'", "'../x' is not an absolute path", "For example"]:
@@ -169,7 +181,11 @@ def test_pants_run_serves_the_app_through_podman(repo: Repo) -> None:
     with open(log, "w") as out:
         proc = subprocess.Popen(
             ["./pants", "--no-pantsd", f"--nix-docker-run-args={extra}", "run", TARGET],
-            cwd=repo.root, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT, text=True,
+            cwd=repo.root,
+            env=dict(os.environ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             answer = http_get_json(f"http://127.0.0.1:{port}/", timeout=180)

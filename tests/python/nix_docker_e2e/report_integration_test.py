@@ -38,8 +38,14 @@ def test_report_adds_up_to_the_image_and_its_chains_are_nix_s(repo: Repo, exampl
     manifest = json.loads(blob(archive, manifest_digest(archive)))
     assert report["image"]["manifest_digest"] == manifest_digest(archive) == index_of(archive)["manifests"][0]["digest"]
     # Sizes: the report's layers are the manifest's, and everything adds up to what a registry stores.
-    assert [(l["digest"], l["size"]) for l in report["layers"]] == [(l["digest"], l["size"]) for l in manifest["layers"]]
-    stored = manifest["config"]["size"] + len(blob(archive, manifest_digest(archive))) + sum(l["size"] for l in manifest["layers"])
+    assert [(layer["digest"], layer["size"]) for layer in report["layers"]] == [
+        (layer["digest"], layer["size"]) for layer in manifest["layers"]
+    ]
+    stored = (
+        manifest["config"]["size"]
+        + len(blob(archive, manifest_digest(archive)))
+        + sum(layer["size"] for layer in manifest["layers"])
+    )
     assert report["image"]["size"] == stored
     # Exactly the closure, each path in the layer that holds it.
     closure = set(run(["nix-store", "--query", "--requisites", *report["roots"]], check=True).stdout.split())
@@ -75,7 +81,10 @@ def test_sbom_is_valid_spdx_2_3_and_lists_exactly_the_closure(repo: Repo) -> Non
     import hashlib
 
     manifest = json.loads(blob(archive, manifest_digest(archive)))
-    assert manifest["annotations"]["dev.pants-nix-docker.sbom.digest"] == "sha256:" + hashlib.sha256(sbom_file.read_bytes()).hexdigest()
+    assert (
+        manifest["annotations"]["dev.pants-nix-docker.sbom.digest"]
+        == "sha256:" + hashlib.sha256(sbom_file.read_bytes()).hexdigest()
+    )
 
 
 def test_forbidden_references_and_size_budget(repo: Repo) -> None:
@@ -89,11 +98,21 @@ def test_forbidden_references_and_size_budget(repo: Repo) -> None:
         repo.pants("package", "testprojects/policy:allowed").assert_success()
         forbidden = repo.pants("package", "testprojects/policy:forbidden")
         assert forbidden.returncode != 0
-        for words in ["testprojects/policy:forbidden", "'forbidden_references'", "ncurses-6.4 matches 'ncurses-*'", "pulled in by: python3-3.11.2 -> ncurses-6.4"]:
+        for words in [
+            "testprojects/policy:forbidden",
+            "'forbidden_references'",
+            "ncurses-6.4 matches 'ncurses-*'",
+            "pulled in by: python3-3.11.2 -> ncurses-6.4",
+        ]:
             assert words in forbidden.stderr, (words, forbidden.stderr[-2000:])
         budget = repo.pants("package", "testprojects/policy:budget")
         assert budget.returncode != 0
-        for words in ["testprojects/policy:budget", "'max_image_size' of 5.0 MB", "largest contributors", "python3-3.11.2 (via python3-3.11.2)"]:
+        for words in [
+            "testprojects/policy:budget",
+            "'max_image_size' of 5.0 MB",
+            "largest contributors",
+            "python3-3.11.2 (via python3-3.11.2)",
+        ]:
             assert words in budget.stderr, (words, budget.stderr[-2000:])
         dist = repo.root / "dist/testprojects.policy"
         assert sorted(p.name for p in dist.iterdir()) == ["allowed.report.json", "allowed.spdx.json", "allowed.tar"]
@@ -113,9 +132,11 @@ def test_closure_graph_and_what_the_image_names(repo: Repo) -> None:
     with repo.broken_targets("testprojects/graph"):
         repo.write(
             "testprojects/graph/BUILD",
-            f'nix_docker_image(name="g", packages=["{NIX}#hello", "{NIX}#busybox"], entrypoint=["${{pkgs.hello}}/bin/hello"], '
-            'usr_bin_env=True, closure_graph=True)\n'
-            f'nix_docker_image(name="dangling", packages=["{NIX}#hello"], env={{"TOOL": "/nix/store/{"0" * 32}-gone/bin/tool"}})\n',
+            f'nix_docker_image(name="g", packages=["{NIX}#hello", "{NIX}#busybox"], '
+            f'entrypoint=["${{pkgs.hello}}/bin/hello"], '
+            "usr_bin_env=True, closure_graph=True)\n"
+            f'nix_docker_image(name="dangling", packages=["{NIX}#hello"], env={{"TOOL": '
+            f'"/nix/store/{"0" * 32}-gone/bin/tool"}})\n',
         )
         repo.pants("package", "testprojects/graph:g").assert_success()
         dist = repo.root / "dist/testprojects.graph"
@@ -123,7 +144,9 @@ def test_closure_graph_and_what_the_image_names(repo: Repo) -> None:
         dot = (dist / "g.closure.dot").read_text()
         assert dot.count("[label=") == len(report["store_paths"])
         assert dot.count(" -> ") == sum(len(p["references"]) for p in report["store_paths"].values())
-        assert (dist / "g.closure.svg").read_text().lstrip().startswith("<?xml") and "<svg" in (dist / "g.closure.svg").read_text()
+        assert (dist / "g.closure.svg").read_text().lstrip().startswith("<?xml") and "<svg" in (
+            dist / "g.closure.svg"
+        ).read_text()
         hello = next(p for p in report["store_paths"] if p.endswith("-hello-1.0"))
         assert "config Entrypoint" in report["store_paths"][hello]["referenced_by"]
         why = repo.pants("nix-image-report", "--why=busybox-*", "testprojects/graph:g").assert_success()
@@ -131,5 +154,9 @@ def test_closure_graph_and_what_the_image_names(repo: Repo) -> None:
         # A config naming a store path the image does not hold is a broken image: refused.
         dangling = repo.pants("package", "testprojects/graph:dangling")
         assert dangling.returncode != 0
-        for words in ["'env' field in target testprojects/graph:dangling", "-gone (Env TOOL), which is not in the image", "${pkgs.NAME}"]:
+        for words in [
+            "'env' field in target testprojects/graph:dangling",
+            "-gone (Env TOOL), which is not in the image",
+            "${pkgs.NAME}",
+        ]:
             assert words in dangling.stderr, (words, dangling.stderr[-2000:])

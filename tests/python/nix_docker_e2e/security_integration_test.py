@@ -49,13 +49,20 @@ def test_images_hold_no_setuid_devices_or_unasked_world_writable_files(repo: Rep
             checked += 1
             name = member.name.rstrip("/")
             assert not member.mode & (stat.S_ISUID | stat.S_ISGID), f"{example}: {name} is setuid/setgid"
-            assert member.isfile() or member.isdir() or member.issym(), f"{example}: {name} is a device, fifo or hardlink"
+            assert (
+                member.isfile() or member.isdir() or member.issym()
+            ), f"{example}: {name} is a device, fifo or hardlink"
             if not member.issym() and member.mode & 0o002:
                 assert name in WORLD_WRITABLE and member.mode == 0o1777, f"{example}: {name} is world-writable"
-            assert (member.uid, member.gid) == owners.get(name, (0, 0)), f"{example}: {name} is owned {member.uid}:{member.gid}"
+            assert (member.uid, member.gid) == owners.get(
+                name, (0, 0)
+            ), f"{example}: {name} is owned {member.uid}:{member.gid}"
             if name.startswith("nix/store/") and not member.issym():
                 assert not member.mode & 0o222, f"{example}: {name} in the store is writable"
-    print(f"FIGURE: output security: {checked} layer entries of {len(EXAMPLES)} example images checked, 0 setuid, 0 devices, 0 unasked world-writable")
+    print(
+        f"FIGURE: output security: {checked} layer entries of {len(EXAMPLES)} example images checked, 0 setuid, 0 "
+        "devices, 0 unasked world-writable"
+    )
     assert checked > 1000
 
 
@@ -72,17 +79,26 @@ def _files_under(roots: list[Path]):
 
 def test_credentials_reach_no_log_file_process_or_cache(repo: Repo, tmp_path: Path) -> None:
     from nix_docker_bench.buildgrid import BuildGrid
-
     from nix_docker_e2e.harness import REPO_FILES
 
     user, password = "ci", f"pw-{uuid.uuid4().hex}"
     secrets = [password.encode(), base64.b64encode(f"{user}:{password}".encode())]
     base = repo.root / "dist/examples.hello/image.tar"
-    with DockerRegistry(tmp_path / "registry", tls=TestCA(tmp_path / "ca"), htpasswd=(user, password)) as registry, BuildGrid(
-        tmp_path / "buildgrid", REPO_FILES
-    ) as grid:
-        pushed = run(["skopeo", "copy", "-q", f"--dest-cert-dir={registry.tls.cert_dir}", f"--dest-creds={user}:{password}",
-                      f"oci-archive:{base}:latest", f"docker://{registry.address}/base/hello:1"])
+    with DockerRegistry(
+        tmp_path / "registry", tls=TestCA(tmp_path / "ca"), htpasswd=(user, password)
+    ) as registry, BuildGrid(tmp_path / "buildgrid", REPO_FILES) as grid:
+        assert registry.tls is not None
+        pushed = run(
+            [
+                "skopeo",
+                "copy",
+                "-q",
+                f"--dest-cert-dir={registry.tls.cert_dir}",
+                f"--dest-creds={user}:{password}",
+                f"oci-archive:{base}:latest",
+                f"docker://{registry.address}/base/hello:1",
+            ]
+        )
         assert pushed.returncode == 0, pushed.stderr
         digest = registry.pulled_digest("base/hello:1")
         auth = {"REGISTRY_AUTH_FILE": str(registry.write_auth_file(tmp_path / "auth.json"))}
@@ -94,11 +110,19 @@ def test_credentials_reach_no_log_file_process_or_cache(repo: Repo, tmp_path: Pa
         # Pulls the base with the credentials (a cached process, written to the remote cache too),
         # then publishes with them.
         result = repo.pants(
-            *grid.pants_options(), registry.pants_option(), "--keep-sandboxes=always",
-            "package", "publish", "testprojects/secret:image", caches=tmp_path / "caches", env=auth,
+            *grid.pants_options(),
+            registry.pants_option(),
+            "--keep-sandboxes=always",
+            "package",
+            "publish",
+            "testprojects/secret:image",
+            caches=tmp_path / "caches",
+            env=auth,
         ).assert_success()
         assert f"{registry.address}/secret/app:latest published" in result.stderr
-        sandboxes = [Path(p) for p in re.findall(r"Preserving local process execution dir `?(\S+?)`? for", result.stderr)]
+        sandboxes = [
+            Path(p) for p in re.findall(r"Preserving local process execution dir `?(\S+?)`? for", result.stderr)
+        ]
         pulls = [s for s in sandboxes if (s / "__run.sh").is_file() and "docker://" in (s / "__run.sh").read_text()]
         assert pulls, "the pull's sandbox (argv and env in __run.sh) was kept and is searched"
         roots = [repo.root / "dist", repo.root / ".pants.d", tmp_path / "caches", tmp_path / "buildgrid", *sandboxes]
@@ -111,7 +135,10 @@ def test_credentials_reach_no_log_file_process_or_cache(repo: Repo, tmp_path: Pa
                 assert secret not in data, f"a credential is in {path}"
         said = (result.stdout + result.stderr).encode()
         assert not any(secret in said for secret in secrets)
-    print(f"FIGURE: secrets: {scanned} files ({size / 1e6:.0f} MB) of logs, dist/, kept sandboxes, local and remote caches searched, 0 credentials found")
+    print(
+        f"FIGURE: secrets: {scanned} files ({size / 1e6:.0f} MB) of logs, dist/, kept sandboxes, local and remote "
+        "caches searched, 0 credentials found"
+    )
     assert scanned > 100 and json.loads((tmp_path / "auth.json").read_text())["auths"]
     assert manifest_digest(repo.root / "dist/testprojects.secret/image.tar")
     for sandbox in sandboxes:

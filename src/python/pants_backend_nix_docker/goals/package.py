@@ -109,12 +109,12 @@ class NixDockerImageFieldSet(PackageFieldSet):
             container=ContainerConfig(
                 entrypoint=self.entrypoint.value or (),
                 cmd=self.cmd.value or (),
-                env=dict(self.env.value or {}),
+                env=tuple((self.env.value or {}).items()),
                 working_dir=self.working_dir.value,
                 exposed_ports=self.exposed_ports.value,
                 volumes=self.volumes.value or (),
                 user=self.user.value,
-                labels=dict(self.labels.value or {}),
+                labels=tuple((self.labels.value or {}).items()),
             ),
             repository=self.repository.value_or_default(self.address),
             tags=self.image_tags.value or (),
@@ -122,7 +122,9 @@ class NixDockerImageFieldSet(PackageFieldSet):
             layering=self.layering.value,
             created=self.created.value,
             output_format=self.output_format.value,
-            output_path=self.output_path.value_or_default(file_ending="tar" if self.output_format.value == "archive" else None),
+            output_path=self.output_path.value_or_default(
+                file_ending="tar" if self.output_format.value == "archive" else None
+            ),
         )
 
 
@@ -162,7 +164,8 @@ async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: Ru
                 extra_log_lines=(
                     f"    image {names}: {image.manifest_digest}",
                     f"    {human_size(image.size)} in {len(image.layers) + image.base_layers} layers, "
-                    f"{len(image.closure_paths)} store paths; layers: {layer_provenance(image.layers, run_id, image.base_layers)}",
+                    f"{len(image.closure_paths)} store paths; layers: "
+                    f"{layer_provenance(image.layers, run_id, image.base_layers)}",
                 ),
                 repository=request.repository,
                 tags=image.tags,

@@ -19,9 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pants.core.goals.publish import PublishFieldSet, PublishOutputData, PublishPackages, PublishProcesses, PublishRequest
-from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.core.goals.publish import (
+    PublishFieldSet,
+    PublishOutputData,
+    PublishPackages,
+    PublishProcesses,
+    PublishRequest,
+)
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.process import InteractiveProcess, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
@@ -42,7 +48,6 @@ from pants_backend_nix_docker.util_rules.layer_tool import ImageToolPex
 from pants_backend_nix_docker.util_rules.skopeo import SKOPEO_ENV, SkopeoBinary
 
 
-
 class PublishNixImageRequest(PublishRequest):
     pass
 
@@ -59,7 +64,9 @@ class PublishNixImageFieldSet(PublishFieldSet):
     output_format: NixImageOutputFormatField
 
     def get_output_data(self) -> PublishOutputData:
-        return PublishOutputData({"publisher": "skopeo", "registries": self.registries.value or (), **super().get_output_data()})
+        return PublishOutputData(
+            {"publisher": "skopeo", "registries": self.registries.value or (), **super().get_output_data()}
+        )
 
 
 @rule(desc="Publishing a Nix image")
@@ -74,12 +81,17 @@ async def publish_nix_image(
         registries = registries_for(fs.registries.value, parse_registries(settings.registries))
     except RegistryError as e:
         if fs.registries.value:
-            raise InvalidFieldException(f"The {fs.registries.alias!r} field in target {fs.address} has an invalid value {list(fs.registries.value)!r}: {e}.")
+            raise InvalidFieldException(
+                f"The {fs.registries.alias!r} field in target {fs.address} has an invalid value "
+                f"{list(fs.registries.value)!r}: {e}."
+            )
         raise OptionsError(str(e))
 
     if fs.skip_push.value or not registries:
-        reason = f"(by `{fs.skip_push.alias}` on {fs.address})" if fs.skip_push.value else (
-            "(no registry: name one in `registries` or mark one `default` in [nix-docker].registries)"
+        reason = (
+            f"(by `{fs.skip_push.alias}` on {fs.address})"
+            if fs.skip_push.value
+            else ("(no registry: name one in `registries` or mark one `default` in [nix-docker].registries)")
         )
         return PublishProcesses([PublishPackages(names=tuple(f"{repository}:{t}" for t in tags), description=reason)])
     if skopeo.path is None:

@@ -51,7 +51,9 @@ class NixImageReport(Goal):
 async def nix_image_report(console: Console, subsystem: NixImageReportSubsystem, targets: Targets) -> NixImageReport:
     field_sets = [NixDockerImageFieldSet.create(t) for t in targets if NixDockerImageFieldSet.is_applicable(t)]
     images = await MultiGet(Get(NixImage, NixImageRequest, fs.image_request()) for fs in field_sets)
-    subsets = await MultiGet(Get(Digest, DigestSubset(image.digest, PathGlobs([image.report_path]))) for image in images)
+    subsets = await MultiGet(
+        Get(Digest, DigestSubset(image.digest, PathGlobs([image.report_path]))) for image in images
+    )
     contents = await MultiGet(Get(DigestContents, Digest, subset) for subset in subsets)
     for content in contents:
         report = json.loads(content[0].content)

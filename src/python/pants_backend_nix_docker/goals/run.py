@@ -6,6 +6,7 @@ Arguments after `--` go to the image's entrypoint, as with `podman run IMAGE ARG
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.util_rules.system_binaries import BashBinary, BinaryPathRequest, BinaryPaths, BinaryPathTest
@@ -23,20 +24,30 @@ from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
 
 # The engines need to know who runs them and where their storage and configuration live.
 _PASSED_ENV = (
-    "HOME", "PATH", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
-    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT",
+    "HOME",
+    "PATH",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "CONTAINERS_CONF",
+    "CONTAINERS_STORAGE_CONF",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
 )
 
 # Load the archive, then replace the shell with `ENGINE run`, so signals reach the engine directly.
 _LOAD_AND_RUN = 'set -e; "$1" load -q -i "$2" >/dev/null; engine="$1"; image="$3"; shift 3; exec "$engine" run "$@"'
 
 
-
 def choose_runtime(setting: str, podman: str | None, docker: str | None, docker_answers: bool) -> tuple[str, str]:
     """(engine name, path to it) for `pants run`, or an error saying what to install or set."""
     if setting == "docker" or (setting == "auto" and docker and docker_answers):
         if not docker:
-            raise OptionsError("[nix-docker].runtime is 'docker', but `docker` is not on [nix].executable_search_paths. Install it, or set runtime to 'podman' or 'auto'.")
+            raise OptionsError(
+                "[nix-docker].runtime is 'docker', but `docker` is not on [nix].executable_search_paths. Install it, "
+                "or set runtime to 'podman' or 'auto'."
+            )
         return "docker", docker
     if podman:
         return "podman", podman
@@ -60,19 +71,37 @@ class NixDockerImageRunFieldSet(NixDockerImageFieldSet, RunFieldSet):
 
 @rule(desc="Preparing to run a Nix image")
 async def run_nix_image(
-    field_set: NixDockerImageRunFieldSet, settings: NixDockerSubsystem, nix: NixSubsystem.EnvironmentAware, bash: BashBinary
+    field_set: NixDockerImageRunFieldSet,
+    settings: NixDockerSubsystem,
+    nix: NixSubsystem.EnvironmentAware,
+    bash: BashBinary,
 ) -> RunRequest:
     if field_set.output_format.value != "archive":
         raise InvalidFieldException(
             f"The {field_set.output_format.alias!r} field in target {field_set.address} is 'layout', but "
-            "`pants run` loads an archive into podman or docker. Leave `output_format` out (or set 'archive') to run it."
+            "`pants run` loads an archive into podman or docker. Leave `output_format` out (or set 'archive') to run "
+            "it."
         )
     # Only the engines the setting may pick are looked for.
-    wanted = {ImageRuntime.auto: ("podman", "docker"), ImageRuntime.podman: ("podman",), ImageRuntime.docker: ("docker",)}[settings.runtime]
-    *found, env = await MultiGet(
-        *(Get(BinaryPaths, BinaryPathRequest(binary_name=name, search_path=nix.executable_search_path, test=BinaryPathTest(["--version"]))) for name in wanted),
+    wanted = {
+        ImageRuntime.auto: ("podman", "docker"),
+        ImageRuntime.podman: ("podman",),
+        ImageRuntime.docker: ("docker",),
+    }[settings.runtime]
+    # Binary lookups and the environment in one MultiGet; mypy cannot type its unpacking.
+    fetched: tuple[Any, ...] = await MultiGet(
+        *(
+            Get(
+                BinaryPaths,
+                BinaryPathRequest(
+                    binary_name=name, search_path=nix.executable_search_path, test=BinaryPathTest(["--version"])
+                ),
+            )
+            for name in wanted
+        ),
         Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV)),
     )
+    *found, env = fetched
     paths = {name: (f.first_path.path if f.first_path else None) for name, f in zip(wanted, found)}
     docker_path = paths.get("docker")
     docker_answers = False
@@ -94,7 +123,17 @@ async def run_nix_image(
     image = image_name(engine, field_set.repository.value_or_default(field_set.address), built.tags[0])
     return RunRequest(
         digest=built.digest,
-        args=(bash.path, "-c", _LOAD_AND_RUN, "pants-run", engine_path, "{chroot}/" + built.output_path, image, *settings.run_args, image),
+        args=(
+            bash.path,
+            "-c",
+            _LOAD_AND_RUN,
+            "pants-run",
+            engine_path,
+            "{chroot}/" + built.output_path,
+            image,
+            *settings.run_args,
+            image,
+        ),
         extra_env=env,
     )
 

@@ -89,11 +89,7 @@ def parse_path_info(text: str) -> Closure:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ClosureError(f"`nix path-info --json` printed something that is not JSON: {e}")
-    entries = (
-        [{"path": path, **(info or {})} for path, info in data.items()]
-        if isinstance(data, dict)
-        else data
-    )
+    entries = [{"path": path, **(info or {})} for path, info in data.items()] if isinstance(data, dict) else data
     paths = {}
     for entry in entries:
         if not isinstance(entry, dict) or "path" not in entry:

@@ -22,7 +22,18 @@ FILE_ATTR = "file"
 FLAKE = "flake"
 
 _ATTR_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_\'-]*(\.[A-Za-z_][A-Za-z0-9_\'-]*|\."[^"]+")*$')
-_FLAKE_SCHEMES = ("path:", "git+", "github:", "gitlab:", "sourcehut:", "flake:", "tarball+", "file+", "http://", "https://")
+_FLAKE_SCHEMES = (
+    "path:",
+    "git+",
+    "github:",
+    "gitlab:",
+    "sourcehut:",
+    "flake:",
+    "tarball+",
+    "file+",
+    "http://",
+    "https://",
+)
 _FLAKE_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(/[^#]*)?$")
 
 
@@ -68,8 +79,11 @@ def parse_installable(raw: str, spec_path: str) -> Installable:
         name = attr or posixpath.basename(file)[: -len(".nix")]
         return Installable(raw, FILE_ATTR, file, attr or None, name)
 
-    if ref.startswith(_FLAKE_SCHEMES) or ref.startswith(("./", "../", "/")) or ref == "." or (
-        hash_sign and _FLAKE_ID_RE.match(ref)
+    if (
+        ref.startswith(_FLAKE_SCHEMES)
+        or ref.startswith(("./", "../", "/"))
+        or ref == "."
+        or (hash_sign and _FLAKE_ID_RE.match(ref))
     ):
         return Installable(raw, FLAKE, ref, attr or None, attr or "default")
 

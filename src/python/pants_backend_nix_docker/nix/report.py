@@ -19,7 +19,13 @@ NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
 # A store path inside some text (`/nix/store/<hash>-python3-3.11.2/bin/python3`): up to its name's end.
 STORE_PATH_IN_TEXT = re.compile(r"/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+")
 # The config keys, and the `nix_docker_image` field each comes from.
-CONFIG_FIELDS = {"Entrypoint": "entrypoint", "Cmd": "cmd", "Env": "env", "WorkingDir": "working_dir", "Labels": "labels"}
+CONFIG_FIELDS = {
+    "Entrypoint": "entrypoint",
+    "Cmd": "cmd",
+    "Env": "env",
+    "WorkingDir": "working_dir",
+    "Labels": "labels",
+}
 
 
 def config_references(config: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -95,7 +101,9 @@ def format_chain(chain: Sequence[str]) -> str:
     return " -> ".join(store_path_name(p) for p in chain)
 
 
-def forbidden_paths(closure: Closure, roots: Iterable[str], patterns: Sequence[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+def forbidden_paths(
+    closure: Closure, roots: Iterable[str], patterns: Sequence[str]
+) -> list[tuple[str, str, tuple[str, ...]]]:
     """(pattern, path, chain) for every path a forbidden pattern matches."""
     if not patterns:
         return []
@@ -157,20 +165,20 @@ def image_report(
             "repository": repository,
             "tags": list(tags),
             "manifest_digest": manifest_digest,
-            "size": config_size + manifest_size + sum(l.size for l in layers),
+            "size": config_size + manifest_size + sum(layer.size for layer in layers),
             "config_size": config_size,
             "manifest_size": manifest_size,
         },
         "layers": [
             {
                 "index": i,
-                "digest": l.digest,
-                "size": l.size,
-                "uncompressed_size": l.uncompressed_size,
-                "description": l.description,
-                "store_paths": list(l.store_paths),
+                "digest": layer.digest,
+                "size": layer.size,
+                "uncompressed_size": layer.uncompressed_size,
+                "description": layer.description,
+                "store_paths": list(layer.store_paths),
             }
-            for i, l in enumerate(layers)
+            for i, layer in enumerate(layers)
         ],
         "roots": sorted(set(roots)),
         "store_paths": paths,
@@ -178,8 +186,8 @@ def image_report(
             "layers": len(layers),
             "store_paths": len(paths),
             "nar_size": closure.total_nar_size,
-            "compressed": sum(l.size for l in layers),
-            "uncompressed": sum(l.uncompressed_size or 0 for l in layers),
+            "compressed": sum(layer.size for layer in layers),
+            "uncompressed": sum(layer.uncompressed_size or 0 for layer in layers),
         },
     }
 
@@ -212,9 +220,14 @@ def render_report(report: Mapping[str, Any], width: int = 100, largest: int = 10
     ]
     for layer in report["layers"]:
         tar = human_size(layer["uncompressed_size"]) if layer["uncompressed_size"] is not None else "?"
-        lines.append(cut(f"{layer['index']:>3}  {human_size(layer['size']):>10}  {tar:>10}  {layer['description']}", width))
+        lines.append(
+            cut(f"{layer['index']:>3}  {human_size(layer['size']):>10}  {tar:>10}  {layer['description']}", width)
+        )
     totals = report["totals"]
-    lines.append(f"{'':>3}  {human_size(totals['compressed']):>10}  {human_size(totals['uncompressed']):>10}  total ({totals['layers']} layers)")
+    lines.append(
+        f"{'':>3}  {human_size(totals['compressed']):>10}  {human_size(totals['uncompressed']):>10}  total "
+        f"({totals['layers']} layers)"
+    )
     lines += ["", f"largest store paths ({totals['store_paths']} in all, {human_size(totals['nar_size'])} NAR):"]
     for path, info in largest_paths(report)[:largest]:
         chain = " <- ".join(store_path_name(p) for p in reversed(info["chain"][:-1])) or "an image root"
@@ -227,7 +240,9 @@ def render_why(report: Mapping[str, Any], pattern: str, width: int = 100) -> str
     """Every store path matching `pattern`, what in the image names it, and its chain from a root."""
     hits = largest_paths(report, pattern)
     if not hits:
-        return f"{report['address']}: no store path matches {pattern!r} ({len(report['store_paths'])} paths in the image)"
+        return (
+            f"{report['address']}: no store path matches {pattern!r} ({len(report['store_paths'])} paths in the image)"
+        )
     lines = [f"{report['address']}: {len(hits)} store path(s) match {pattern!r}"]
     for path, info in hits:
         layer = f"layer {info['layer']}" if info["layer"] is not None else "no layer"
@@ -333,7 +348,17 @@ def closure_dot(closure: Closure, roots: Iterable[str]) -> str:
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?\s*$")
-_UNITS = {None: 1, "B": 1, "kB": 10**3, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
+_UNITS = {
+    None: 1,
+    "B": 1,
+    "kB": 10**3,
+    "KB": 10**3,
+    "KiB": 2**10,
+    "MB": 10**6,
+    "MiB": 2**20,
+    "GB": 10**9,
+    "GiB": 2**30,
+}
 
 
 def parse_size(value: int | str) -> int:
@@ -342,13 +367,18 @@ def parse_size(value: int | str) -> int:
         return value
     match = _SIZE_RE.match(value)
     if not match:
-        raise ValueError(f"{value!r} is not a size; write a number of bytes or e.g. \"50MB\", \"1.5GiB\"")
+        raise ValueError(f'{value!r} is not a size; write a number of bytes or e.g. "50MB", "1.5GiB"')
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def largest_contributors(report: Mapping[str, Any], count: int = 5) -> list[str]:
     """Lines naming the biggest store paths (with why) and the biggest layers."""
-    lines = [f"{human_size(info['nar_size'])} {info['name']} (via {format_chain(info['chain'])})" for _, info in largest_paths(report)[:count]]
-    layers = sorted(report["layers"], key=lambda l: (-l["size"], l["index"]))[:3]
-    lines += [f"layer {l['index']}: {human_size(l['size'])} compressed, {l['description']}" for l in layers]
+    lines = [
+        f"{human_size(info['nar_size'])} {info['name']} (via {format_chain(info['chain'])})"
+        for _, info in largest_paths(report)[:count]
+    ]
+    layers = sorted(report["layers"], key=lambda layer: (-layer["size"], layer["index"]))[:3]
+    lines += [
+        f"layer {layer['index']}: {human_size(layer['size'])} compressed, {layer['description']}" for layer in layers
+    ]
     return lines

@@ -24,14 +24,25 @@ from pants_backend_nix_docker.nix.report import (
 
 
 def sp(name: str) -> str:
-    return "/nix/store/" + hashlib.sha256(name.encode()).hexdigest()[:32].translate(str.maketrans("eotu", "abcd")) + "-" + name
+    return (
+        "/nix/store/"
+        + hashlib.sha256(name.encode()).hexdigest()[:32].translate(str.maketrans("eotu", "abcd"))
+        + "-"
+        + name
+    )
 
 
-APP, PY, GLIBC, GCC, ZLIB = sp("app-1.0"), sp("python3-3.11.2"), sp("glibc-2.36"), sp("gcc-12.2.0-lib"), sp("zlib-1.2.13")
+APP, PY, GLIBC, GCC, ZLIB = (
+    sp("app-1.0"),
+    sp("python3-3.11.2"),
+    sp("glibc-2.36"),
+    sp("gcc-12.2.0-lib"),
+    sp("zlib-1.2.13"),
+)
 
 
 def closure() -> Closure:
-    refs = {APP: [PY, ZLIB], PY: [GLIBC, GCC, ZLIB], GCC: [GLIBC], ZLIB: [GLIBC], GLIBC: []}
+    refs: dict[str, list[str]] = {APP: [PY, ZLIB], PY: [GLIBC, GCC, ZLIB], GCC: [GLIBC], ZLIB: [GLIBC], GLIBC: []}
     sizes = {APP: 1_000, PY: 30_000_000, GLIBC: 3_000_000, GCC: 8_000_000, ZLIB: 100_000}
     return Closure({p: StorePath(p, sizes[p], "sha256-" + "A" * 43 + "=", tuple(sorted(r))) for p, r in refs.items()})
 
@@ -54,8 +65,15 @@ def test_patterns_match_names_or_paths() -> None:
 def test_why_and_forbidden_give_the_chain() -> None:
     c = closure()
     report = image_report(
-        address="app:image", repository="app", tags=["latest"], manifest_digest="sha256:" + "9" * 64,
-        config_size=1, manifest_size=1, layers=[], closure=c, roots=[APP],
+        address="app:image",
+        repository="app",
+        tags=["latest"],
+        manifest_digest="sha256:" + "9" * 64,
+        config_size=1,
+        manifest_size=1,
+        layers=[],
+        closure=c,
+        roots=[APP],
     )
     [(path, info)] = largest_paths(report, "gcc-*")
     assert path == GCC and tuple(info["chain"]) == (APP, PY, GCC)
@@ -67,14 +85,23 @@ def test_report_sizes_add_up_and_render_in_100_columns() -> None:
     c = closure()
     layers = [
         ReportLayer("sha256:" + "1" * 64, 2_000_000, 3_100_000, "nix store paths: glibc-2.36", (GLIBC,)),
-        ReportLayer("sha256:" + "2" * 64, 12_000_000, 38_000_000, "nix store paths: python3 and 3 more", (PY, GCC, ZLIB, APP)),
+        ReportLayer(
+            "sha256:" + "2" * 64, 12_000_000, 38_000_000, "nix store paths: python3 and 3 more", (PY, GCC, ZLIB, APP)
+        ),
         ReportLayer("sha256:" + "3" * 64, 10_000, 150_000, "image root filesystem"),
     ]
     report = image_report(
-        address="app:image", repository="app", tags=["latest"], manifest_digest="sha256:" + "9" * 64,
-        config_size=900, manifest_size=700, layers=layers, closure=c, roots=[APP],
+        address="app:image",
+        repository="app",
+        tags=["latest"],
+        manifest_digest="sha256:" + "9" * 64,
+        config_size=900,
+        manifest_size=700,
+        layers=layers,
+        closure=c,
+        roots=[APP],
     )
-    assert report["image"]["size"] == 900 + 700 + sum(l.size for l in layers)
+    assert report["image"]["size"] == 900 + 700 + sum(layer.size for layer in layers)
     assert report["totals"]["nar_size"] == sum(p["nar_size"] for p in report["store_paths"].values())
     assert report["store_paths"][GCC]["layer"] == 1 and report["store_paths"][GCC]["chain"] == [APP, PY, GCC]
     text = render_report(report)
@@ -107,12 +134,16 @@ def test_nar_hash_forms_agree() -> None:
 
 def test_spdx_lists_the_closure_and_its_references() -> None:
     c = closure()
-    doc = spdx_document(name="app", namespace="https://example.com/spdx/app", created="1970-01-01T00:00:01Z", closure=c, roots=[APP])
+    doc = spdx_document(
+        name="app", namespace="https://example.com/spdx/app", created="1970-01-01T00:00:01Z", closure=c, roots=[APP]
+    )
     assert doc["spdxVersion"] == "SPDX-2.3"
     assert len(doc["packages"]) == len(c.paths)
     depends = [r for r in doc["relationships"] if r["relationshipType"] == "DEPENDS_ON"]
     assert len(depends) == sum(len(p.references) for p in c.paths.values())
-    assert [r["relatedSpdxElement"] for r in doc["relationships"] if r["relationshipType"] == "DESCRIBES"] == ["SPDXRef-" + APP[11:]]
+    assert [r["relatedSpdxElement"] for r in doc["relationships"] if r["relationshipType"] == "DESCRIBES"] == [
+        "SPDXRef-" + APP[11:]
+    ]
 
 
 def test_dot_has_a_node_per_path_and_an_edge_per_reference() -> None:
@@ -127,7 +158,11 @@ def test_what_the_image_names_outside_the_store() -> None:
         "WorkingDir": "/data",
         "Labels": {"built-with": APP},
     }
-    assert config_references(config) == {PY: ["Entrypoint", "Env PATH"], ZLIB: ["Env SSL_CERT_FILE"], APP: ["Labels built-with"]}
+    assert config_references(config) == {
+        PY: ["Entrypoint", "Env PATH"],
+        ZLIB: ["Env SSL_CERT_FILE"],
+        APP: ["Labels built-with"],
+    }
     links = [("/usr/bin/env", f"{GLIBC}/bin/env"), ("/bin/* (paths_to_link)", PY), ("/etc/motd", "/etc/issue")]
     assert file_references(links) == {GLIBC: ["/usr/bin/env"], PY: ["/bin/* (paths_to_link)"]}
 
@@ -136,8 +171,16 @@ def test_why_rendering_shows_the_chain_and_who_names_it() -> None:
     c = closure()
     layers = [ReportLayer("sha256:" + "1" * 64, 10, 20, "all", tuple(c.paths))]
     report = image_report(
-        address="app:image", repository="app", tags=["latest"], manifest_digest="sha256:" + "9" * 64,
-        config_size=1, manifest_size=1, layers=layers, closure=c, roots=[APP], referenced_by={PY: ["config Entrypoint"]},
+        address="app:image",
+        repository="app",
+        tags=["latest"],
+        manifest_digest="sha256:" + "9" * 64,
+        config_size=1,
+        manifest_size=1,
+        layers=layers,
+        closure=c,
+        roots=[APP],
+        referenced_by={PY: ["config Entrypoint"]},
     )
     text = render_why(report, "python3-*")
     assert "1 store path(s) match 'python3-*'" in text

@@ -28,7 +28,11 @@ class DirectorySpec:
 
 def _check_name(field: str, name: Any, what: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise AccountError(field, f"{name!r} is not a valid {what} name (lowercase letters, digits, '_' and '-', at most 32, not starting with a digit)")
+        raise AccountError(
+            field,
+            f"{name!r} is not a valid {what} name (lowercase letters, digits, '_' and '-', at most 32, not starting "
+            "with a digit)",
+        )
     if name in RESERVED:
         raise AccountError(field, f"{name!r} is built in (root, nobody and nogroup always exist); choose another name")
     return name
@@ -47,10 +51,14 @@ def parse_users(raw: Mapping[str, Any]) -> tuple[User, ...]:
         _check_name("users", name, "user")
         spec = {"uid": spec} if isinstance(spec, int) and not isinstance(spec, bool) else spec
         if not isinstance(spec, Mapping):
-            raise AccountError("users", f"user {name!r} must be a uid or a dict with keys {sorted(_USER_KEYS)}, not {spec!r}")
+            raise AccountError(
+                "users", f"user {name!r} must be a uid or a dict with keys {sorted(_USER_KEYS)}, not {spec!r}"
+            )
         unknown = set(spec) - _USER_KEYS
         if unknown:
-            raise AccountError("users", f"user {name!r} has unknown keys {sorted(unknown)}; the keys are {sorted(_USER_KEYS)}")
+            raise AccountError(
+                "users", f"user {name!r} has unknown keys {sorted(unknown)}; the keys are {sorted(_USER_KEYS)}"
+            )
         if "uid" not in spec:
             raise AccountError("users", f"user {name!r} needs a uid")
         uid = _check_id("users", spec["uid"], f"the uid of {name!r}")
@@ -71,7 +79,9 @@ def parse_users(raw: Mapping[str, Any]) -> tuple[User, ...]:
 
 
 def parse_groups(raw: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
-    groups = tuple(sorted((_check_name("groups", n, "group"), _check_id("groups", g, f"the gid of {n!r}")) for n, g in raw.items()))
+    groups = tuple(
+        sorted((_check_name("groups", n, "group"), _check_id("groups", g, f"the gid of {n!r}")) for n, g in raw.items())
+    )
     gids = [g for _, g in groups]
     if len(set(gids)) != len(gids):
         raise AccountError("groups", "a gid is given to more than one group")
@@ -89,7 +99,9 @@ def all_groups(users: tuple[User, ...], groups: tuple[tuple[str, int], ...]) -> 
     for user in users:
         for g in user.groups:
             if g not in table and g not in RESERVED:
-                raise AccountError("users", f"user {user.name!r} is in group {g!r}, which is not declared; add it to `groups`")
+                raise AccountError(
+                    "users", f"user {user.name!r} is in group {g!r}, which is not declared; add it to `groups`"
+                )
     return table
 
 
@@ -100,20 +112,30 @@ def parse_directories(raw: Mapping[str, Any]) -> tuple[DirectorySpec, ...]:
         path = check_image_path(path, "directories") if isinstance(path, str) else path
         spec = {"owner": spec} if isinstance(spec, (str, int)) and not isinstance(spec, bool) else spec
         if not isinstance(spec, Mapping) or set(spec) - _DIR_KEYS:
-            raise AccountError("directories", f"{path!r} must map to an owner or a dict with keys {sorted(_DIR_KEYS)}, not {spec!r}")
+            raise AccountError(
+                "directories", f"{path!r} must map to an owner or a dict with keys {sorted(_DIR_KEYS)}, not {spec!r}"
+            )
         mode = spec.get("mode", "0755")
         try:
             mode_value = int(mode, 8) if isinstance(mode, str) else int(mode)
         except ValueError:
             mode_value = -1
         if isinstance(mode, bool) or not 0 <= mode_value <= 0o1777:
-            raise AccountError("directories", f"the mode of {path!r} must be an octal string such as '0750' (sticky bit allowed, no setuid/setgid), not {mode!r}")
+            raise AccountError(
+                "directories",
+                f"the mode of {path!r} must be an octal string such as '0750' (sticky bit allowed, no setuid/setgid), "
+                f"not {mode!r}",
+            )
         group = spec.get("group")
-        dirs.append(DirectorySpec(path, str(spec.get("owner", "root")), None if group is None else str(group), mode_value))
+        dirs.append(
+            DirectorySpec(path, str(spec.get("owner", "root")), None if group is None else str(group), mode_value)
+        )
     return tuple(sorted(dirs, key=lambda d: d.path))
 
 
-def resolve_owner(owner: str, group: str | None, users: tuple[User, ...], groups: Mapping[str, int], field: str) -> tuple[int, int]:
+def resolve_owner(
+    owner: str, group: str | None, users: tuple[User, ...], groups: Mapping[str, int], field: str
+) -> tuple[int, int]:
     """(uid, gid) of `owner[:group]`, by name or number."""
     by_name = {u.name: u for u in users}
     if owner == "root":
@@ -125,7 +147,9 @@ def resolve_owner(owner: str, group: str | None, users: tuple[User, ...], groups
         uid, primary = by_name[owner].uid, by_name[owner].gid
     else:
         known = ", ".join(["root", *sorted(by_name)])
-        raise AccountError(field, f"user {owner!r} is not declared (known users: {known}); add it to `users` or use a uid")
+        raise AccountError(
+            field, f"user {owner!r} is not declared (known users: {known}); add it to `users` or use a uid"
+        )
     if group is None:
         return uid, primary
     if group.isdigit():
@@ -133,5 +157,7 @@ def resolve_owner(owner: str, group: str | None, users: tuple[User, ...], groups
     gid = {**groups, "root": 0, "nogroup": 65534}.get(group)
     if gid is None:
         known = ", ".join(sorted({"root", *groups}))
-        raise AccountError(field, f"group {group!r} is not declared (known groups: {known}); add it to `groups` or use a gid")
+        raise AccountError(
+            field, f"group {group!r} is not declared (known groups: {known}); add it to `groups` or use a gid"
+        )
     return uid, gid

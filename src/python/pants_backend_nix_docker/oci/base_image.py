@@ -90,14 +90,19 @@ def parse_base_image(value: str, spec_path: str) -> BaseImageSource:
             raise BaseImageError(f"{value!r} names no registry host: write docker://HOST[:PORT]/REPOSITORY@{pin}")
         return BaseImageSource(reference=reference, pin=pin)
     if "://" in value or re.match(r"^[a-z][a-z-]*:", value):
-        raise BaseImageError(f"{value!r} has an unknown transport; use docker://HOST/REPO@sha256:... or a path in the repository")
+        raise BaseImageError(
+            f"{value!r} has an unknown transport; use docker://HOST/REPO@sha256:... or a path in the repository"
+        )
     path, _, pin = value.partition("@")
     if pin and not DIGEST_RE.match(pin):
         raise BaseImageError(f"{pin!r} is not a sha256 digest (sha256: and 64 lowercase hex digits)")
     if path.startswith("//"):
         relative = path[2:]
     elif path.startswith("/"):
-        raise BaseImageError("an absolute path is not part of the repository; use a path relative to the BUILD file, or //path from the build root")
+        raise BaseImageError(
+            "an absolute path is not part of the repository; use a path relative to the BUILD file, or //path from the "
+            "build root"
+        )
     else:
         relative = os.path.join(spec_path, path)
     normal = os.path.normpath(relative)
@@ -126,8 +131,14 @@ class BaseImageInfo:
         return {
             "manifest_digest": self.manifest_digest,
             "layers": [
-                {"digest": l.digest, "size": l.size, "media_type": l.media_type, "diff_id": l.diff_id, "store_paths": list(l.store_paths)}
-                for l in self.layers
+                {
+                    "digest": layer.digest,
+                    "size": layer.size,
+                    "media_type": layer.media_type,
+                    "diff_id": layer.diff_id,
+                    "store_paths": list(layer.store_paths),
+                }
+                for layer in self.layers
             ],
             "config": dict(self.config),
             "history": [dict(h) for h in self.history],
@@ -137,7 +148,16 @@ class BaseImageInfo:
     def from_json(cls, data: Mapping[str, Any]) -> "BaseImageInfo":
         return cls(
             data["manifest_digest"],
-            tuple(BaseLayer(l["digest"], l["size"], l["media_type"], l["diff_id"], tuple(l.get("store_paths", ()))) for l in data["layers"]),
+            tuple(
+                BaseLayer(
+                    layer["digest"],
+                    layer["size"],
+                    layer["media_type"],
+                    layer["diff_id"],
+                    tuple(layer.get("store_paths", ())),
+                )
+                for layer in data["layers"]
+            ),
             data["config"],
             tuple(data["history"]),
         )
@@ -146,7 +166,8 @@ class BaseImageInfo:
 def _sha256_file(path: str, copy_to: str | None = None) -> str:
     """The file's digest; with `copy_to`, the file is copied there on the same read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f, (open(copy_to, "wb") if copy_to else contextlib.nullcontext()) as out:
+    out_context: Any = open(copy_to, "wb") if copy_to else contextlib.nullcontext()
+    with open(path, "rb") as f, out_context as out:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
             if out:
@@ -189,7 +210,9 @@ def _choose_manifest(layout: str, pin: str | None) -> str:
         index = json.load(f)
     if pin:
         # The pin names the image: it may be any manifest (or index) the layout holds.
-        known = {d["digest"] for d in index.get("manifests", ())} | {d["digest"] for d in _image_manifests(layout, index)}
+        known = {d["digest"] for d in index.get("manifests", ())} | {
+            d["digest"] for d in _image_manifests(layout, index)
+        }
         if pin not in known:
             raise BaseImageError(
                 f"it has no manifest with the pinned digest {pin}; it has {', '.join(sorted(known)) or 'none'}. "
@@ -207,7 +230,9 @@ def _only_manifest(layout: str, index: Mapping[str, Any]) -> str:
     if not digests:
         raise BaseImageError("it holds no linux/amd64 image")
     if len(digests) > 1:
-        raise BaseImageError(f"it holds {len(digests)} images ({', '.join(digests)}); choose one by writing PATH@DIGEST")
+        raise BaseImageError(
+            f"it holds {len(digests)} images ({', '.join(digests)}); choose one by writing PATH@DIGEST"
+        )
     return digests[0]
 
 
@@ -226,10 +251,16 @@ def read_oci_layout(layout: str, pin: str | None) -> tuple[BaseImageInfo, dict[s
     for descriptor, diff_id in zip(manifest["layers"], diff_ids):
         media_type = LAYER_MEDIA_TYPES.get(descriptor["mediaType"])
         if media_type is None:
-            raise BaseImageError(f"layer {descriptor['digest']} has media type {descriptor['mediaType']!r}, which cannot be kept verbatim")
+            raise BaseImageError(
+                f"layer {descriptor['digest']} has media type {descriptor['mediaType']!r}, which cannot be kept "
+                "verbatim"
+            )
         paths[descriptor["digest"]] = _blob(layout, descriptor["digest"])
         layers.append(BaseLayer(descriptor["digest"], descriptor["size"], media_type, diff_id))
-    return BaseImageInfo(manifest_digest, tuple(layers), config.get("config") or {}, tuple(config.get("history", ()))), paths
+    return (
+        BaseImageInfo(manifest_digest, tuple(layers), config.get("config") or {}, tuple(config.get("history", ()))),
+        paths,
+    )
 
 
 def read_docker_archive(root: str) -> tuple[BaseImageInfo, dict[str, str]]:
@@ -253,12 +284,21 @@ def read_docker_archive(root: str) -> tuple[BaseImageInfo, dict[str, str]]:
         digest = _sha256_file(path)
         with open(path, "rb") as f:
             magic = f.read(4)
-        media_type = MEDIA_TYPE_OCI_GZIP if magic[:2] == b"\x1f\x8b" else MEDIA_TYPE_OCI_ZSTD if magic == b"\x28\xb5\x2f\xfd" else MEDIA_TYPE_OCI_TAR
+        media_type = (
+            MEDIA_TYPE_OCI_GZIP
+            if magic[:2] == b"\x1f\x8b"
+            else MEDIA_TYPE_OCI_ZSTD
+            if magic == b"\x28\xb5\x2f\xfd"
+            else MEDIA_TYPE_OCI_TAR
+        )
         paths[digest] = path
         layers.append(BaseLayer(digest, os.path.getsize(path), media_type, diff_id))
     # A docker archive has no manifest; the config digest is what names its image.
     config_digest = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
-    return BaseImageInfo(config_digest, tuple(layers), config.get("config") or {}, tuple(config.get("history", ()))), paths
+    return (
+        BaseImageInfo(config_digest, tuple(layers), config.get("config") or {}, tuple(config.get("history", ()))),
+        paths,
+    )
 
 
 def _check_platform(config: Mapping[str, Any]) -> None:
@@ -301,7 +341,9 @@ def read_base_image(path: str, pin: str | None, scratch: str) -> tuple[BaseImage
                 "If the base image changed on purpose, update the digest after `@`"
             )
         return info, paths
-    raise BaseImageError("it is a tar archive, but neither an OCI archive (index.json) nor a docker archive (manifest.json)")
+    raise BaseImageError(
+        "it is a tar archive, but neither an OCI archive (index.json) nor a docker archive (manifest.json)"
+    )
 
 
 def copy_layers(info: BaseImageInfo, paths: Mapping[str, str], out_dir: str, move: bool = False) -> None:
@@ -336,7 +378,7 @@ def layer_store_paths(path: str, media_type: str) -> tuple[str, ...]:
         if media_type == MEDIA_TYPE_OCI_ZSTD:
             import zstandard
 
-            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+            stream: Any = zstandard.ZstdDecompressor().stream_reader(raw)
             mode = "r|"
         else:
             stream, mode = raw, "r|*"  # tarfile reads plain and gzip tars itself
@@ -349,7 +391,10 @@ def layer_store_paths(path: str, media_type: str) -> tuple[str, ...]:
 
 
 def with_store_paths(info: BaseImageInfo, paths: Mapping[str, str]) -> BaseImageInfo:
-    layers = tuple(dataclasses.replace(l, store_paths=layer_store_paths(paths[l.digest], l.media_type)) for l in info.layers)
+    layers = tuple(
+        dataclasses.replace(layer, store_paths=layer_store_paths(paths[layer.digest], layer.media_type))
+        for layer in info.layers
+    )
     return dataclasses.replace(info, layers=layers)
 
 

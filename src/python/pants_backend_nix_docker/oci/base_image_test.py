@@ -33,7 +33,11 @@ PIN = "sha256:" + "ab" * 32
         ("base.tar", "app", BaseImageSource(path="app/base.tar")),
         ("//images/base", "app", BaseImageSource(path="images/base")),
         (f"../shared/base.tar@{PIN}", "app/svc", BaseImageSource(path="app/shared/base.tar", pin=PIN)),
-        (f"docker://registry.example.com:5000/base/debian:12@{PIN}", "", BaseImageSource(reference=f"registry.example.com:5000/base/debian:12@{PIN}", pin=PIN)),
+        (
+            f"docker://registry.example.com:5000/base/debian:12@{PIN}",
+            "",
+            BaseImageSource(reference=f"registry.example.com:5000/base/debian:12@{PIN}", pin=PIN),
+        ),
     ],
 )
 def test_parse(value: str, spec_path: str, expected: BaseImageSource) -> None:
@@ -42,7 +46,11 @@ def test_parse(value: str, spec_path: str, expected: BaseImageSource) -> None:
 
 def test_names_of_a_registry_image() -> None:
     source = parse_base_image(f"docker://localhost:5000/base/debian:12@{PIN}", "")
-    assert (source.registry_host, source.name, source.pull_reference) == ("localhost:5000", "localhost:5000/base/debian:12", f"localhost:5000/base/debian@{PIN}")
+    assert (source.registry_host, source.name, source.pull_reference) == (
+        "localhost:5000",
+        "localhost:5000/base/debian:12",
+        f"localhost:5000/base/debian@{PIN}",
+    )
     assert parse_base_image(f"docker://r.example.com/debian@{PIN}", "").pull_reference == f"r.example.com/debian@{PIN}"
 
 
@@ -81,14 +89,18 @@ def _write(root: Path, files: dict[str, bytes]) -> None:
         (root / name).write_bytes(data)
 
 
-def make_layout(root: Path, env: tuple[tuple[str, str], ...] = (("PATH", "/bin"), ("LANG", "C"))) -> tuple[str, list[str]]:
+def make_layout(
+    root: Path, env: tuple[tuple[str, str], ...] = (("PATH", "/bin"), ("LANG", "C"))
+) -> tuple[str, list[str]]:
     blobs, infos = {}, []
     for i in range(2):
         blob, diff_id = _layer({f"etc/file{i}": b"x" * (i + 1)}, compress=True)
         digest = "sha256:" + hashlib.sha256(blob).hexdigest()
         blobs[f"blobs/sha256/{digest[7:]}"] = blob
         infos.append(LayerInfo(Descriptor(MEDIA_TYPE_OCI_GZIP, digest, len(blob)), diff_id, f"layer {i}"))
-    files = image_files(infos, ContainerConfig(cmd=("/bin/sh",), env=env, user="nobody"), "1970-01-01T00:00:01Z", "base", ["latest"])
+    files = image_files(
+        infos, ContainerConfig(cmd=("/bin/sh",), env=env, user="nobody"), "1970-01-01T00:00:01Z", "base", ["latest"]
+    )
     _write(root, {**files.files, **blobs})
     return files.manifest_digest, [i.descriptor.digest for i in infos]
 
@@ -97,7 +109,7 @@ def test_reads_an_oci_layout_and_copies_its_layers_verbatim(tmp_path: Path) -> N
     manifest, layers = make_layout(tmp_path / "layout")
     info, paths = read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
     assert info.manifest_digest == manifest
-    assert [l.digest for l in info.layers] == layers
+    assert [layer.digest for layer in info.layers] == layers
     assert info.config["Cmd"] == ["/bin/sh"]
     assert [h["created_by"] for h in info.history] == ["layer 0", "layer 1"]
     copy_layers(info, paths, str(tmp_path / "out"))
@@ -120,8 +132,22 @@ def test_reads_an_oci_archive_and_checks_the_pin(tmp_path: Path) -> None:
 
 def test_reads_a_docker_archive_with_uncompressed_layers(tmp_path: Path) -> None:
     blob, diff_id = _layer({"etc/hostname": b"base\n"}, compress=False)
-    config = json.dumps({"os": "linux", "architecture": "amd64", "config": {"Env": ["A=1"]}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-    _write(tmp_path / "d", {"layer.tar": blob, "config.json": config, "manifest.json": json.dumps([{"Config": "config.json", "Layers": ["layer.tar"]}]).encode()})
+    config = json.dumps(
+        {
+            "os": "linux",
+            "architecture": "amd64",
+            "config": {"Env": ["A=1"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    ).encode()
+    _write(
+        tmp_path / "d",
+        {
+            "layer.tar": blob,
+            "config.json": config,
+            "manifest.json": json.dumps([{"Config": "config.json", "Layers": ["layer.tar"]}]).encode(),
+        },
+    )
     archive = tmp_path / "docker.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(tmp_path / "d", arcname=".")
@@ -171,10 +197,20 @@ def test_merge_config_image_wins() -> None:
         "ExposedPorts": {"80/tcp": {}},
         "Labels": {"maintainer": "base", "tier": "web"},
     }
-    merged = merge_config(base, ContainerConfig(env=(("PATH", "/nix/bin"), ("APP", "1")), labels=(("tier", "api"),), exposed_ports=("8080/tcp",)))
+    merged = merge_config(
+        base,
+        ContainerConfig(
+            env=(("PATH", "/nix/bin"), ("APP", "1")), labels=(("tier", "api"),), exposed_ports=("8080/tcp",)
+        ),
+    )
     assert dict(merged.env) == {"PATH": "/nix/bin", "LANG": "C.UTF-8", "APP": "1"}
     assert dict(merged.labels) == {"maintainer": "base", "tier": "api"}
-    assert (merged.entrypoint, merged.cmd, merged.working_dir, merged.user) == (("/docker-entrypoint.sh",), ("nginx",), "/srv", "www")
+    assert (merged.entrypoint, merged.cmd, merged.working_dir, merged.user) == (
+        ("/docker-entrypoint.sh",),
+        ("nginx",),
+        "/srv",
+        "www",
+    )
     assert merged.exposed_ports == ("80/tcp", "8080/tcp")
     # An entrypoint of the image's own drops the base's Cmd, which was meant for the base's.
     own = merge_config(base, ContainerConfig(entrypoint=("/bin/app",), user="app"))
@@ -183,7 +219,10 @@ def test_merge_config_image_wins() -> None:
 
 def test_lists_the_store_paths_a_layer_ships(tmp_path: Path) -> None:
     a, b = "/nix/store/" + "a" * 32 + "-busybox-1.35.0", "/nix/store/" + "b" * 32 + "-hello-1.0"
-    blob, _ = _layer({a[1:] + "/bin/sh": b"x", b[1:] + "/bin/hello": b"y", "etc/passwd": b"root", "nix/store/.wh.gone": b""}, compress=True)
+    blob, _ = _layer(
+        {a[1:] + "/bin/sh": b"x", b[1:] + "/bin/hello": b"y", "etc/passwd": b"root", "nix/store/.wh.gone": b""},
+        compress=True,
+    )
     (tmp_path / "layer").write_bytes(blob)
     assert layer_store_paths(str(tmp_path / "layer"), MEDIA_TYPE_OCI_GZIP) == (a, b)
     plain, _ = _layer({"./" + b[1:] + "/x": b"z"}, compress=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 GZIP = "gzip"
 ZSTD = "zstd"
@@ -51,6 +51,8 @@ class HashingCompressor:
         self._uncompressed_size = 0
         self._size = 0
         self._pending = bytearray()
+        # isal and zstandard compressors share compress()/flush(), not a type.
+        self._compressor: Any
         if compression == GZIP:
             from isal import isal_zlib
 

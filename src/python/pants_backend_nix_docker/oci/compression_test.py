@@ -7,10 +7,10 @@ import io
 import pytest
 import zstandard
 
-from pants_backend_nix_docker.oci.compression import GZIP, ZSTD, HashingCompressor
+from pants_backend_nix_docker.oci.compression import GZIP, ZSTD, BlobStats, HashingCompressor
 
 
-def compress(data: bytes, compression: str, level: int) -> tuple[bytes, object]:
+def compress(data: bytes, compression: str, level: int) -> tuple[bytes, BlobStats]:
     out = io.BytesIO()
     c = HashingCompressor(out, compression, level)
     for i in range(0, len(data), 7777):

@@ -50,7 +50,13 @@ def customisation_spec(c: Customisation, package_roots: Sequence[str], cacert_ro
             raise AccountError("ca_certificates", "no CA certificate package was realised")
         bundle = cacert_root + CA_BUNDLE
         nodes += [Node(link, "symlink", 0o777, target=bundle, field="ca_certificates") for link in CA_LINKS]
-        required.append((bundle, "ca_certificates", "Set [nix-docker].cacert_package to a package with etc/ssl/certs/ca-bundle.crt (nixpkgs#cacert)."))
+        required.append(
+            (
+                bundle,
+                "ca_certificates",
+                "Set [nix-docker].cacert_package to a package with etc/ssl/certs/ca-bundle.crt (nixpkgs#cacert).",
+            )
+        )
     first_of = []
     hint = "Add a package that has it (busybox or coreutils) to `packages`."
     if c.usr_bin_env:

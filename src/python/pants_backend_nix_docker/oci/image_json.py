@@ -103,7 +103,10 @@ class ContainerConfig:
 
 
 def image_config(
-    layers: Sequence[LayerInfo], container: ContainerConfig, created: str, base_history: Sequence[Mapping[str, Any]] = ()
+    layers: Sequence[LayerInfo],
+    container: ContainerConfig,
+    created: str,
+    base_history: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The config; a base image's history comes first, verbatim, as its layers do."""
     own_history = [
@@ -121,9 +124,7 @@ def image_config(
     }
 
 
-def image_manifest(
-    config: Descriptor, layers: Sequence[LayerInfo], annotations: Mapping[str, str]
-) -> dict[str, Any]:
+def image_manifest(config: Descriptor, layers: Sequence[LayerInfo], annotations: Mapping[str, str]) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_MANIFEST,

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,17 +25,19 @@ LAYERS = [
 ]
 CONTAINER = ContainerConfig(
     entrypoint=("/nix/store/x-hello/bin/hello",),
-    env={"B": "2", "A": "1"},
+    env=(("B", "2"), ("A", "1")),  # out of order on purpose: the config sorts them
     exposed_ports=("8080/tcp",),
     volumes=("/data",),
     user="1000:1000",
-    labels={"k": "v"},
+    labels=(("k", "v"),),
     working_dir="/data",
 )
 
 
-def build(**kwargs):
-    args = dict(layers=LAYERS, container=CONTAINER, created="1970-01-01T00:00:01Z", repository="hello", tags=("latest", "1.0"))
+def build(**kwargs: Any) -> image_json.ImageFiles:
+    args: dict[str, Any] = dict(
+        layers=LAYERS, container=CONTAINER, created="1970-01-01T00:00:01Z", repository="hello", tags=("latest", "1.0")
+    )
     args.update(kwargs)
     return image_json.image_files(**args)
 
@@ -49,7 +53,7 @@ def test_digests_name_the_bytes() -> None:
 
 
 def test_same_inputs_same_bytes_and_env_order_does_not_matter() -> None:
-    again = build(container=ContainerConfig(**{**CONTAINER.__dict__, "env": {"A": "1", "B": "2"}}))
+    again = build(container=dataclasses.replace(CONTAINER, env=(("A", "1"), ("B", "2"))))
     assert build().files == again.files
 
 
@@ -86,7 +90,9 @@ def validate(schema_name: str, document: object) -> None:
     jsonschema.Draft4Validator(store[schema_name], resolver=resolver).validate(document)
 
 
-needs_schemas = pytest.mark.skipif(not SCHEMA_DIR.is_dir(), reason=f"{SCHEMA_DIR} (the OCI spec's schemas) is not beside this checkout")
+needs_schemas = pytest.mark.skipif(
+    not SCHEMA_DIR.is_dir(), reason=f"{SCHEMA_DIR} (the OCI spec's schemas) is not beside this checkout"
+)
 
 
 @needs_schemas
@@ -101,7 +107,10 @@ needs_schemas = pytest.mark.skipif(not SCHEMA_DIR.is_dir(), reason=f"{SCHEMA_DIR
 )
 def test_documents_validate_against_the_oci_schemas(schema: str, file: str) -> None:
     files = build()
-    name = {"manifest": image_json.blob_path(files.manifest_digest), "config": image_json.blob_path(files.config_digest)}.get(file, file)
+    name = {
+        "manifest": image_json.blob_path(files.manifest_digest),
+        "config": image_json.blob_path(files.config_digest),
+    }.get(file, file)
     validate(schema, json.loads(files.files[name]))
 
 

@@ -50,7 +50,10 @@ def push(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
             problem, fix = explained
             print(f"\nCould not publish {what}: {problem}. Fix: {fix}.", file=sys.stderr)
         else:
-            print(f"\nCould not publish {what}: skopeo failed with exit code {code} (its message is above).", file=sys.stderr)
+            print(
+                f"\nCould not publish {what}: skopeo failed with exit code {code} (its message is above).",
+                file=sys.stderr,
+            )
     return code
 
 

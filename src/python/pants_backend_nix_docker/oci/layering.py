@@ -97,7 +97,9 @@ def layer_paths_flat(layers: Iterable[Iterable[str]]) -> list[str]:
     return [path for layer in layers for path in layer]
 
 
-def batch_layers(layers: Sequence[tuple[str, ...]], sizes: Mapping[str, int], buckets: int, alone_above: int) -> tuple[tuple[tuple[str, ...], ...], ...]:
+def batch_layers(
+    layers: Sequence[tuple[str, ...]], sizes: Mapping[str, int], buckets: int, alone_above: int
+) -> tuple[tuple[tuple[str, ...], ...], ...]:
     """Group layers into the processes that build them.
 
     A process costs a fixed ~0.1 s here (fork, sandbox, interpreter start), so building a small

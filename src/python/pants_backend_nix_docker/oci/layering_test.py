@@ -5,7 +5,6 @@ import hashlib
 from pants_backend_nix_docker.nix.closure import Closure, StorePath
 from pants_backend_nix_docker.oci import layering
 
-
 NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
 
 
@@ -24,7 +23,7 @@ def closure(graph: dict[str, list[str]], sizes: dict[str, int] | None = None) ->
 
 
 # python -> openssl -> glibc, python -> zlib -> glibc, hello -> busybox
-GRAPH = {
+GRAPH: dict[str, list[str]] = {
     "python": ["openssl", "zlib", "glibc"],
     "openssl": ["glibc"],
     "zlib": ["glibc"],
@@ -68,14 +67,21 @@ def test_budget_of_one_is_one_layer() -> None:
 
 
 def test_deep_chains_do_not_recurse() -> None:
-    graph = {f"p{i:05d}": [f"p{i + 1:05d}"] for i in range(5000)}
+    graph: dict[str, list[str]] = {f"p{i:05d}": [f"p{i + 1:05d}"] for i in range(5000)}
     graph["p05000"] = []
     pop = layering.popularity(closure(graph))
     assert pop[sp("p05000")] == 5001
 
 
 def test_size_aware_keeps_big_paths_alone_and_merges_small_neighbours() -> None:
-    graph = {"app": ["big", "small1", "small2", "small3", "glibc"], "big": ["glibc"], "small1": ["glibc"], "small2": ["glibc"], "small3": ["glibc"], "glibc": []}
+    graph: dict[str, list[str]] = {
+        "app": ["big", "small1", "small2", "small3", "glibc"],
+        "big": ["glibc"],
+        "small1": ["glibc"],
+        "small2": ["glibc"],
+        "small3": ["glibc"],
+        "glibc": [],
+    }
     sizes = {"app": 50, "big": 10_000, "small1": 10, "small2": 20, "small3": 30, "glibc": 3_000}
     c = closure(graph, sizes)
     layers = layering.plan_store_layers(c, 4, layering.SIZE_AWARE)
@@ -92,14 +98,18 @@ def test_size_aware_has_no_catch_all_when_popularity_would() -> None:
     c = closure(graph, sizes)
 
     def largest_layer(strategy: str) -> int:
-        return max(sum(sizes[p.split("-", 1)[1]] for p in layer) for layer in layering.plan_store_layers(c, 10, strategy))
+        return max(
+            sum(sizes[p.split("-", 1)[1]] for p in layer) for layer in layering.plan_store_layers(c, 10, strategy)
+        )
 
     assert largest_layer(layering.SIZE_AWARE) < largest_layer(layering.POPULARITY) / 2
 
 
 def test_strategies_agree_when_the_budget_is_large() -> None:
     c = closure(GRAPH)
-    assert layering.plan_store_layers(c, 100, layering.SIZE_AWARE) == layering.plan_store_layers(c, 100, layering.POPULARITY)
+    assert layering.plan_store_layers(c, 100, layering.SIZE_AWARE) == layering.plan_store_layers(
+        c, 100, layering.POPULARITY
+    )
 
 
 def test_batches_cover_every_layer_once_and_big_layers_go_alone() -> None:

@@ -27,13 +27,20 @@ def parse_registries(option: Mapping[str, Any]) -> dict[str, Registry]:
     registries = {}
     for alias, entry in option.items():
         if not isinstance(entry, Mapping) or not isinstance(entry.get("address"), str):
-            raise RegistryError(f"[nix-docker].registries: {alias!r} needs an `address`, e.g. {{\"address\": \"registry.example.com:5000\"}}")
+            raise RegistryError(
+                f"[nix-docker].registries: {alias!r} needs an `address`, "
+                f'e.g. {{"address": "registry.example.com:5000"}}'
+            )
         unknown = set(entry) - set(_KEYS)
         if unknown:
-            raise RegistryError(f"[nix-docker].registries: {alias!r} has unknown keys {sorted(unknown)} (valid: {', '.join(_KEYS)})")
+            raise RegistryError(
+                f"[nix-docker].registries: {alias!r} has unknown keys {sorted(unknown)} (valid: {', '.join(_KEYS)})"
+            )
         cert_dir = entry.get("cert_dir")
         if cert_dir is not None and not isinstance(cert_dir, str):
-            raise RegistryError(f"[nix-docker].registries: {alias!r} has `cert_dir` {cert_dir!r}; it must be a directory path")
+            raise RegistryError(
+                f"[nix-docker].registries: {alias!r} has `cert_dir` {cert_dir!r}; it must be a directory path"
+            )
         registries[alias] = Registry(
             alias,
             entry["address"],
@@ -91,12 +98,26 @@ _FAILURES = (
         "auth.json that has an entry for {address}",
     ),
     (
-        ("connection refused", "no such host", "i/o timeout", "no route to host", "network is unreachable", "connection reset"),
+        (
+            "connection refused",
+            "no such host",
+            "i/o timeout",
+            "no route to host",
+            "network is unreachable",
+            "connection reset",
+        ),
         "{address} cannot be reached",
         "check the address in `registries` or [nix-docker].registries, and that the registry is up",
     ),
     (
-        ("unexpected http status: 5", "500 internal server error", "502 bad gateway", "503 service unavailable", "unexpected eof", "broken pipe"),
+        (
+            "unexpected http status: 5",
+            "500 internal server error",
+            "502 bad gateway",
+            "503 service unavailable",
+            "unexpected eof",
+            "broken pipe",
+        ),
         "{address} failed during the push",
         "run `pants publish` again: blobs that arrived are kept, and no tag was written, since the manifest goes last",
     ),
@@ -118,7 +139,10 @@ def explain_pull_failure(message: str, host: str, name: str, pin: str) -> str:
     if "manifest unknown" in lowered or "not found" in lowered:
         return f"{host} has no image with digest {pin} in that repository. Check the digest with `skopeo inspect docker://{name}`"
     if "digest" in lowered and "match" in lowered:
-        return f"what {host} sent does not match the pinned digest {pin}. Check the digest, and what sits between you and the registry"
+        return (
+            f"what {host} sent does not match the pinned digest {pin}. Check the digest, and what sits between you and "
+            "the registry"
+        )
     explained = explain_failure(message, host)
     if explained:
         return f"{explained[0]}; {explained[1]}"

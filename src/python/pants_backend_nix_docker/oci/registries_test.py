@@ -19,12 +19,41 @@ BLOB = "trying to reuse blob sha256:c576 at destination: "
 @pytest.mark.parametrize(
     "message, expected_what, expected_fix",
     [
-        (BLOB + "checking whether a blob sha256:c576 exists in r:5000/hello: unauthorized: authentication required", "refused the credentials", "skopeo login r:5000"),
-        (BLOB + 'pinging container registry r:5000: Get "https://r:5000/v2/": x509: certificate signed by unknown authority', "not trusted", "cert_dir"),
-        (BLOB + 'pinging container registry r:5000: Get "https://r:5000/v2/": dial tcp 127.0.0.1:1: connect: connection refused', "cannot be reached", "registry is up"),
-        (BLOB + 'pinging container registry r:5000: Get "https://r:5000/v2/": dial tcp: lookup r on 10.0.0.53:53: no such host', "cannot be reached", "check the address"),
-        ('pinging container registry r:5000: Get "https://r:5000/v2/": http: server gave HTTP response to HTTPS client', "plain HTTP", "tls_verify = false"),
-        ("writing blob: uploading layer chunked: received unexpected HTTP status: 500 Internal Server Error", "failed during the push", "again"),
+        (
+            BLOB + "checking whether a blob sha256:c576 exists in r:5000/hello: unauthorized: authentication required",
+            "refused the credentials",
+            "skopeo login r:5000",
+        ),
+        (
+            BLOB + 'pinging container registry r:5000: Get "https://r:5000/v2/": x509: certificate signed by unknown '
+            "authority",
+            "not trusted",
+            "cert_dir",
+        ),
+        (
+            BLOB + 'pinging container registry r:5000: Get "https://r:5000/v2/": dial tcp 127.0.0.1:1: connect: '
+            "connection refused",
+            "cannot be reached",
+            "registry is up",
+        ),
+        (
+            BLOB
+            + 'pinging container registry r:5000: Get "https://r:5000/v2/": dial tcp: lookup r on 10.0.0.53:53: no '
+            "such host",
+            "cannot be reached",
+            "check the address",
+        ),
+        (
+            'pinging container registry r:5000: Get "https://r:5000/v2/": http: server gave HTTP response to HTTPS '
+            "client",
+            "plain HTTP",
+            "tls_verify = false",
+        ),
+        (
+            "writing blob: uploading layer chunked: received unexpected HTTP status: 500 Internal Server Error",
+            "failed during the push",
+            "again",
+        ),
     ],
 )
 def test_explains_what_skopeo_says(message: str, expected_what: str, expected_fix: str) -> None:
@@ -41,7 +70,10 @@ def test_unknown_messages_are_left_to_skopeo() -> None:
 
 def test_parse_and_choose_registries() -> None:
     configured = parse_registries(
-        {"ci": {"address": "ci.example.com", "default": True}, "lab": {"address": "lab:5000", "tls_verify": False, "cert_dir": "/etc/lab"}}
+        {
+            "ci": {"address": "ci.example.com", "default": True},
+            "lab": {"address": "lab:5000", "tls_verify": False, "cert_dir": "/etc/lab"},
+        }
     )
     assert registries_for(None, configured) == [configured["ci"]]
     assert registries_for(["@lab", "other:1"], configured) == [configured["lab"], Registry(None, "other:1")]
@@ -58,7 +90,9 @@ def test_parse_and_choose_registries() -> None:
     ],
 )
 def test_bad_registry_options(option: dict, message: str) -> None:
-    with pytest.raises(RegistryError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        RegistryError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         parse_registries(option)
 
 
@@ -73,9 +107,15 @@ PIN = "sha256:" + "0" * 64
 @pytest.mark.parametrize(
     "message, words",
     [
-        ('reading manifest sha256:000 in r:5000/base/hello: manifest unknown: manifest unknown', "has no image with digest"),
+        (
+            "reading manifest sha256:000 in r:5000/base/hello: manifest unknown: manifest unknown",
+            "has no image with digest",
+        ),
         ("Digest did not match, expected sha256:000, got sha256:111", "does not match the pinned digest"),
-        ('pinging container registry r:5000: Get "https://r:5000/v2/": dial tcp: connect: connection refused', "cannot be reached"),
+        (
+            'pinging container registry r:5000: Get "https://r:5000/v2/": dial tcp: connect: connection refused',
+            "cannot be reached",
+        ),
         ("a message nobody knows", "skopeo could not pull it: a message nobody knows"),
     ],
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from pants_backend_nix_docker.oci.tarball import DIRECTORY, REGULAR, SYMLINK, TarEntry
 
@@ -69,6 +69,11 @@ class FirstOf:
     missing_hint: str
 
 
+def _with(fields: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """A JSON object's fields with some replaced by their typed values."""
+    return {**fields, **changes}
+
+
 @dataclass(frozen=True)
 class RootfsSpec:
     nodes: tuple[Node, ...] = ()
@@ -96,11 +101,11 @@ class RootfsSpec:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "RootfsSpec":
+    def from_json(cls, data: dict[str, Any]) -> "RootfsSpec":
         return cls(
-            nodes=tuple(Node(**{**n, "content": bytes.fromhex(n["content"])}) for n in data["nodes"]),
+            nodes=tuple(Node(**_with(n, content=bytes.fromhex(n["content"]))) for n in data["nodes"]),
             link_trees=tuple(LinkTree(**t) for t in data["link_trees"]),
-            first_of=tuple(FirstOf(**{**f, "candidates": tuple(f["candidates"])}) for f in data["first_of"]),
+            first_of=tuple(FirstOf(**_with(f, candidates=tuple(f["candidates"]))) for f in data["first_of"]),
             required_files=tuple(tuple(r) for r in data["required_files"]),  # type: ignore[misc]
         )
 
@@ -129,7 +134,10 @@ def passwd_nodes(users: Sequence[User], groups: Mapping[str, int]) -> list[Node]
         for g in u.groups:
             members.setdefault(g, []).append(u.name)
     all_groups = {"root": 0, **groups, "nogroup": 65534}
-    group = [f"{name}:x:{gid}:{','.join(sorted(members.get(name, [])))}" for name, gid in sorted(all_groups.items(), key=lambda kv: kv[1])]
+    group = [
+        f"{name}:x:{gid}:{','.join(sorted(members.get(name, [])))}"
+        for name, gid in sorted(all_groups.items(), key=lambda kv: kv[1])
+    ]
     nsswitch = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
     return [
         Node("/etc/passwd", "file", 0o644, content=("\n".join(passwd) + "\n").encode(), field="users"),
@@ -192,8 +200,12 @@ def rootfs_nodes(spec: RootfsSpec) -> list[Node]:
         if found is None:
             raise RootfsError(first.field, f"no package of the image has {first.path}. {first.missing_hint}")
         existing = nodes.get(first.path)
-        if existing is not None and not (existing.kind == "symlink" and os.path.realpath(existing.target) == os.path.realpath(found)):
-            raise RootfsError(first.field, f"{first.path} is already provided by {owners.get(first.path, existing.field)}")
+        if existing is not None and not (
+            existing.kind == "symlink" and os.path.realpath(existing.target) == os.path.realpath(found)
+        ):
+            raise RootfsError(
+                first.field, f"{first.path} is already provided by {owners.get(first.path, existing.field)}"
+            )
         nodes.setdefault(first.path, Node(first.path, "symlink", 0o777, target=found, field=first.field))
     # Every parent directory exists, root-owned 0755, unless declared otherwise.
     for path in list(nodes):
@@ -202,7 +214,9 @@ def rootfs_nodes(spec: RootfsSpec) -> list[Node]:
             nodes[parent] = Node(parent, "dir")
             parent = posixpath.dirname(parent)
         if parent != "/" and nodes[parent].kind != "dir":
-            raise RootfsError(nodes[path].field, f"{path} needs {parent} to be a directory, but it is a {nodes[parent].kind}")
+            raise RootfsError(
+                nodes[path].field, f"{path} needs {parent} to be a directory, but it is a {nodes[parent].kind}"
+            )
     return [nodes[p] for p in sorted(nodes, key=lambda p: p.split("/"))]
 
 
@@ -211,16 +225,22 @@ def tar_entries(nodes: Iterable[Node]) -> list[TarEntry]:
     for n in nodes:
         name = os.fsencode(n.path.lstrip("/"))
         # Runtimes use the numeric ids; names are only for people reading the tar.
-        common = dict(
-            name=name, mode=n.mode, uid=n.uid, gid=n.gid,
-            uname=b"root" if n.uid == 0 else b"", gname=b"root" if n.gid == 0 else b"",
+        common: dict[str, Any] = dict(
+            name=name,
+            mode=n.mode,
+            uid=n.uid,
+            gid=n.gid,
+            uname=b"root" if n.uid == 0 else b"",
+            gname=b"root" if n.gid == 0 else b"",
         )
         if n.kind == "dir":
             entries.append(TarEntry(kind=DIRECTORY, **common))
         elif n.kind == "symlink":
             entries.append(TarEntry(kind=SYMLINK, linkname=os.fsencode(n.target), **common))
         elif n.source is not None:
-            entries.append(TarEntry(kind=REGULAR, size=os.path.getsize(n.source), source=os.fsencode(n.source), **common))
+            entries.append(
+                TarEntry(kind=REGULAR, size=os.path.getsize(n.source), source=os.fsencode(n.source), **common)
+            )
         else:
             entries.append(TarEntry(kind=REGULAR, size=len(n.content), content=n.content, **common))
     return entries

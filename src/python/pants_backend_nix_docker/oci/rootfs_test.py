@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from pants_backend_nix_docker.oci import tarball
-from pants_backend_nix_docker.oci.accounts import AccountError, parse_directories, parse_groups, parse_users, resolve_owner
+from pants_backend_nix_docker.oci.accounts import (
+    AccountError,
+    parse_directories,
+    parse_groups,
+    parse_users,
+    resolve_owner,
+)
 from pants_backend_nix_docker.oci.customisation import Customisation, check_user, customisation_spec
 from pants_backend_nix_docker.oci.rootfs import (
     FirstOf,
@@ -89,7 +95,9 @@ def test_links_to_the_same_file_do_not_conflict(tmp_path: Path) -> None:
     b = tmp_path / "b" / "bin"
     b.mkdir(parents=True)
     os.symlink(tmp_path / "a" / "bin" / "busybox", b / "sh")
-    spec = RootfsSpec(link_trees=(LinkTree(a, "/bin", "paths_to_link"), LinkTree(str(tmp_path / "b"), "/bin", "paths_to_link")))
+    spec = RootfsSpec(
+        link_trees=(LinkTree(a, "/bin", "paths_to_link"), LinkTree(str(tmp_path / "b"), "/bin", "paths_to_link"))
+    )
     assert "bin/sh" in layer_members(spec)
 
 
@@ -117,12 +125,26 @@ def test_spec_survives_json() -> None:
 
 
 def test_explicit_directory_wins_over_home_and_tmp() -> None:
-    custom = Customisation(users=parse_users({"app": 1000}), directories=parse_directories({"/tmp": {"owner": "root", "mode": "0700"}, "/home/app": {"owner": "app", "mode": "0700"}}))
+    custom = Customisation(
+        users=parse_users({"app": 1000}),
+        directories=parse_directories(
+            {"/tmp": {"owner": "root", "mode": "0700"}, "/home/app": {"owner": "app", "mode": "0700"}}
+        ),
+    )
     nodes = {n.path: n for n in rootfs_nodes(customisation_spec(custom, [], None))}
     assert nodes["/tmp"].mode == 0o700 and nodes["/home/app"].mode == 0o700
 
 
-@pytest.mark.parametrize("path,words", [("../x", "not an absolute path"), ("/a/../../x", "normalised"), ("/", "'/' itself"), ("/nix/store/x", "under /nix"), ("relative", "absolute")])
+@pytest.mark.parametrize(
+    "path,words",
+    [
+        ("../x", "not an absolute path"),
+        ("/a/../../x", "normalised"),
+        ("/", "'/' itself"),
+        ("/nix/store/x", "under /nix"),
+        ("relative", "absolute"),
+    ],
+)
 def test_image_paths_stay_inside_the_image(path: str, words: str) -> None:
     with pytest.raises(RootfsError, match=words):
         check_image_path(path, "directories")
@@ -146,7 +168,11 @@ def test_bad_users(raw: dict, words: str) -> None:
 
 @pytest.mark.parametrize(
     "raw,words",
-    [({"/data": {"mode": "rwx"}}, "octal"), ({"/data": {"mode": "4755"}}, "no setuid"), ({"/data": {"owner": "app", "size": 3}}, "must map to")],
+    [
+        ({"/data": {"mode": "rwx"}}, "octal"),
+        ({"/data": {"mode": "4755"}}, "no setuid"),
+        ({"/data": {"owner": "app", "size": 3}}, "must map to"),
+    ],
 )
 def test_bad_directories(raw: dict, words: str) -> None:
     with pytest.raises(AccountError, match=words):

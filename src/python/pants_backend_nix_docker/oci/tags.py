@@ -29,10 +29,15 @@ def placeholders_in(template: str) -> set[str]:
 def render(template: str, values: Mapping[str, str]) -> str:
     unknown = placeholders_in(template) - set(PLACEHOLDERS)
     if unknown:
-        raise TagError(f"{template!r} uses {', '.join(f'{{{u}}}' for u in sorted(unknown))}; the placeholders are {', '.join(f'{{{p}}}' for p in PLACEHOLDERS)}")
+        used = ", ".join(f"{{{u}}}" for u in sorted(unknown))
+        known = ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+        raise TagError(f"{template!r} uses {used}; the placeholders are {known}")
     tag = _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
     if not TAG_RE.match(tag):
-        raise TagError(f"{template!r} gives {tag!r}, which is not a tag (up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')")
+        raise TagError(
+            f"{template!r} gives {tag!r}, which is not a tag (up to 128 letters, digits, '_', '.' and '-', not "
+            "starting with '.' or '-')"
+        )
     return tag
 
 

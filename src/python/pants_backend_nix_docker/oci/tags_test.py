@@ -14,7 +14,10 @@ def test_renders_each_placeholder() -> None:
     assert render("latest", VALUES) == "latest"
 
 
-@pytest.mark.parametrize("template,words", [("{nope}", "the placeholders are"), ("-{git_revision}", "not a tag"), ("x" * 120 + "{closure_hash}", "not a tag")])
+@pytest.mark.parametrize(
+    "template,words",
+    [("{nope}", "the placeholders are"), ("-{git_revision}", "not a tag"), ("x" * 120 + "{closure_hash}", "not a tag")],
+)
 def test_bad_templates_are_caught_before_any_build(template: str, words: str) -> None:
     with pytest.raises(TagError, match=words):
         check_template(template)

@@ -122,9 +122,7 @@ def header_bytes(entry: TarEntry) -> bytes:
         payload = b"".join(_pax_record(k, v) for k, v in sorted(records))
         # The name GNU tar and Python give pax headers; readers that skip them see a plain file.
         pax_name = b"././@PaxHeader"
-        blocks.append(
-            _ustar_header(pax_name, 0o644, 0, 0, len(payload), _PAX, b"", b"root", b"root")
-        )
+        blocks.append(_ustar_header(pax_name, 0o644, 0, 0, len(payload), _PAX, b"", b"root", b"root"))
         blocks.append(_pad(payload))
     blocks.append(
         _ustar_header(
@@ -194,7 +192,10 @@ def store_layer_entries(store_paths: Iterable[str]) -> Iterator[TarEntry]:
         try:
             yield from walk_tree(encoded, encoded.lstrip(b"/"))
         except FileNotFoundError as e:
-            raise TarError(f"{path} disappeared while its layer was written ({e}): the Nix store was garbage-collected underneath. Build again.")
+            raise TarError(
+                f"{path} disappeared while its layer was written ({e}): the Nix store was garbage-collected "
+                "underneath. Build again."
+            )
 
 
 def write_tar(entries: Iterable[TarEntry], write: Callable[[bytes], object]) -> None:

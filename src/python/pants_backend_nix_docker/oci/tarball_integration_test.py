@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 from pants_backend_nix_docker.oci import tarball
 
@@ -26,11 +28,12 @@ def test_a_file_over_8_gib_round_trips_through_gnu_tar(tmp_path: Path) -> None:
     # GNU tar extracts every file to its stdout, from the layer as we write it: the big file's
     # bytes, then the small one's. Hash them on the way.
     tar = subprocess.Popen(["tar", "-xOf", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    got = {"digest": hashlib.sha256(), "count": 0, "tail": b""}
+    got: dict[str, Any] = {"digest": hashlib.sha256(), "count": 0, "tail": b""}
 
     def read() -> None:
-        assert tar.stdout is not None
-        for block in iter(lambda: tar.stdout.read(1 << 22), b""):
+        stdout = tar.stdout
+        assert stdout is not None
+        for block in iter(functools.partial(stdout.read, 1 << 22), b""):
             got["digest"].update(block)
             got["count"] += len(block)
             got["tail"] = (got["tail"] + block)[-64:]
@@ -61,7 +64,7 @@ def test_a_file_over_8_gib_round_trips_through_gnu_tar(tmp_path: Path) -> None:
     # The same bytes as the files: the sparse zeros hashed the same way.
     source = hashlib.sha256()
     for name in ("big.img", "small"):
-        with open(pkg / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
+        with open(pkg / name, "rb") as original:
+            for block in iter(lambda: original.read(1 << 22), b""):
                 source.update(block)
     assert got["digest"].hexdigest() == source.hexdigest()

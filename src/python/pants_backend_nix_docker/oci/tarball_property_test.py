@@ -21,12 +21,18 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pants_backend_nix_docker.oci import tarball
+
+
+def member_bytes(tf: tarfile.TarFile, name: str | tarfile.TarInfo) -> bytes:
+    member = tf.extractfile(name)
+    assert member is not None, f"{name} is not a regular file"
+    return member.read()
 
 
 @dataclass(frozen=True)
@@ -53,13 +59,25 @@ class Dir:
 
 Node = Union[File, Link, HardLink, Dir]
 
-_ASCII = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters="/"), min_size=1, max_size=12)
-_UNICODE = st.text(alphabet=st.characters(min_codepoint=0xA0, max_codepoint=0x2FFF, blacklist_categories=("Cs",)), min_size=1, max_size=8)
+_ASCII = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters="/"), min_size=1, max_size=12
+)
+_UNICODE = st.text(
+    alphabet=st.characters(min_codepoint=0xA0, max_codepoint=0x2FFF, blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _not_utf8(raw: bytes) -> bytes:
+    return b"\xff" + bytes(c for c in raw if c not in (0, 0x2F))
+
+
 names = st.one_of(
     _ASCII.map(str.encode),
     _UNICODE.map(str.encode),
     # Not UTF-8: Linux names are bytes, and Nix store paths may hold such names.
-    st.binary(min_size=1, max_size=6).map(lambda b: b"\xff" + bytes(c for c in b if c not in (0, 0x2F))),
+    st.binary(min_size=1, max_size=6).map(_not_utf8),
     # Longer than ustar's 100 bytes, up to the 255 a file name may have.
     st.integers(min_value=101, max_value=255).map(lambda n: (b"long-" * 60)[:n]),
 ).filter(lambda n: n not in (b".", b".."))
@@ -76,11 +94,17 @@ files = st.builds(File, st.binary(max_size=3000) | st.just(70000).map(bytes), st
 leaves = st.one_of(files, st.builds(Link, targets), st.builds(HardLink, st.integers(min_value=0, max_value=50)))
 
 
+def _dir_of(children: dict[bytes, Any]) -> Dir:
+    return Dir(tuple(sorted(children.items())))
+
+
 def _dirs(children: st.SearchStrategy) -> st.SearchStrategy:
-    return st.dictionaries(names, children, max_size=5).map(lambda d: Dir(tuple(sorted(d.items()))))
+    return st.dictionaries(names, children, max_size=5).map(_dir_of)
 
 
-trees = st.recursive(leaves, _dirs, max_leaves=25).map(lambda node: node if isinstance(node, Dir) else Dir(((b"only", node),)))
+trees = st.recursive(leaves, _dirs, max_leaves=25).map(
+    lambda node: node if isinstance(node, Dir) else Dir(((b"only", node),))
+)
 
 
 def materialise(root: bytes, tree: Dir, *, reverse: bool = False, hardlinks: bool = True) -> None:
@@ -100,7 +124,7 @@ def materialise(root: bytes, tree: Dir, *, reverse: bool = False, hardlinks: boo
     def make(path: bytes, node: Node) -> None:
         if isinstance(node, Dir):
             os.mkdir(path)
-            for name, child in (reversed(node.children) if reverse else node.children):
+            for name, child in reversed(node.children) if reverse else node.children:
                 make(os.path.join(path, name), child)
         elif isinstance(node, Link):
             os.symlink(node.target, path)
@@ -110,7 +134,9 @@ def materialise(root: bytes, tree: Dir, *, reverse: bool = False, hardlinks: boo
             file = node if isinstance(node, File) else File(b"no file to link to", False, False)
             with open(path, "wb") as f:
                 f.write(file.content)
-            os.chmod(path, (0o555 if file.executable else 0o444) if file.readonly else (0o755 if file.executable else 0o644))
+            os.chmod(
+                path, (0o555 if file.executable else 0o444) if file.readonly else (0o755 if file.executable else 0o644)
+            )
 
     plan(root, tree)
     make(root, tree)
@@ -144,7 +170,7 @@ def layer(root: bytes) -> bytes:
 
 
 def python_tarfile_view(data: bytes) -> dict[bytes, tuple]:
-    found = {}
+    found: dict[bytes, tuple[Any, ...]] = {}
     with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8", errors="surrogateescape") as tf:
         for member in tf.getmembers():
             name = os.fsencode(member.name)
@@ -216,14 +242,26 @@ def test_layers_extract_to_their_tree_and_do_not_depend_on_the_host(tree: Dir) -
 
 def test_the_property_ran() -> None:
     # Hypothesis runs the property before this (file order); report how many trees it tried.
-    print(f"FIGURE: tar property: {TREES_TRIED} generated trees written, extracted twice and rebuilt under other host settings")
+    print(
+        f"FIGURE: tar property: {TREES_TRIED} generated trees written, extracted twice and rebuilt under other host "
+        "settings"
+    )
     assert TREES_TRIED >= 80
 
 
 ARCHIVES_TRIED = 0
-blob_names = st.binary(min_size=32, max_size=32).map(lambda b: b"blobs/sha256/" + b.hex().encode())
+
+
+def _blob_name(raw: bytes) -> bytes:
+    return b"blobs/sha256/" + raw.hex().encode()
+
+
+blob_names = st.binary(min_size=32, max_size=32).map(_blob_name)
 layouts = st.dictionaries(
-    st.one_of(blob_names, st.sampled_from([b"index.json", b"manifest.json", b"oci-layout"])), st.binary(max_size=2000), min_size=1, max_size=12
+    st.one_of(blob_names, st.sampled_from([b"index.json", b"manifest.json", b"oci-layout"])),
+    st.binary(max_size=2000),
+    min_size=1,
+    max_size=12,
 )
 
 
@@ -253,10 +291,13 @@ def test_an_archive_is_the_union_of_its_layout_dirs_however_they_are_split(files
                 archives.append(f.read())
         assert archives[0] == archives[1]
         with tarfile.open(fileobj=io.BytesIO(archives[0])) as tf:
-            got = {os.fsencode(m.name): tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}
+            got = {os.fsencode(m.name): member_bytes(tf, m) for m in tf.getmembers() if m.isfile()}
         assert got == files
 
 
 def test_the_archive_property_ran() -> None:
-    print(f"FIGURE: archive property: {ARCHIVES_TRIED} generated layouts split over directories, same archive bytes each time")
+    print(
+        f"FIGURE: archive property: {ARCHIVES_TRIED} generated layouts split over directories, same archive bytes each "
+        "time"
+    )
     assert ARCHIVES_TRIED >= 60

@@ -12,6 +12,12 @@ from pants_backend_nix_docker.oci import tarball
 from pants_backend_nix_docker.oci.tarball import DIRECTORY, REGULAR, SYMLINK, TarEntry, TarError
 
 
+def member_bytes(tf: tarfile.TarFile, name: str | tarfile.TarInfo) -> bytes:
+    member = tf.extractfile(name)
+    assert member is not None, f"{name} is not a regular file"
+    return member.read()
+
+
 def tar_bytes(entries) -> bytes:
     out = io.BytesIO()
     tarball.write_tar_file(entries, out)
@@ -47,10 +53,10 @@ def test_tree_round_trips_through_python_tarfile(tmp_path: Path) -> None:
         assert members["pkg/link"].issym() and members["pkg/link"].linkname == "bin/tool"
         assert members["pkg/dangling"].linkname == "/does/not/exist"
         assert members["pkg/hard2"].isreg(), "hardlinks are written as regular files"
-        assert tf.extractfile("pkg/hard2").read() == b"same bytes"
-        assert tf.extractfile("pkg/share/data.txt").read() == b"x" * 70000
+        assert member_bytes(tf, "pkg/hard2") == b"same bytes"
+        assert member_bytes(tf, "pkg/share/data.txt") == b"x" * 70000
         long_name = [n for n in names if n.endswith("long-name.txt")][0]
-        assert len(long_name) > 200 and tf.extractfile(long_name).read() == b"deep"
+        assert len(long_name) > 200 and member_bytes(tf, long_name) == b"deep"
         for m in tf.getmembers():
             assert (m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "root", "root", 1)
 

@@ -96,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "layers":
-            stats = [write_blob(store_layer_entries(paths), args.compression, args.level, args.out_dir) for paths in args.layer]
+            stats = [
+                write_blob(store_layer_entries(paths), args.compression, args.level, args.out_dir)
+                for paths in args.layer
+            ]
             json.dump(stats, sys.stdout, sort_keys=True)
         elif args.command == "rootfs":
             with open(args.spec) as f:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from enum import Enum
-
 from typing import Any
 
 from pants.option.errors import OptionsError

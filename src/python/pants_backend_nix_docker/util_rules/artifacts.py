@@ -63,16 +63,25 @@ async def image_artifacts(request: ImageArtifactsRequest) -> ImageArtifacts:
         elif target.has_field(ResourceSourceField):
             resources.append(target[SourcesField])
         elif isinstance(target, NixDockerImageTarget):
-            raise _invalid_dependency(request.address, target.address, "an image cannot contain another nix_docker_image")
+            raise _invalid_dependency(
+                request.address, target.address, "an image cannot contain another nix_docker_image"
+            )
         elif target_field_sets:
             packages.append((target.address, target_field_sets[0]))
         else:
-            raise _invalid_dependency(request.address, target.address, f"a `{target.alias}` target is neither packageable nor files or resources")
+            raise _invalid_dependency(
+                request.address,
+                target.address,
+                f"a `{target.alias}` target is neither packageable nor files or resources",
+            )
 
     built = await MultiGet(Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for _, fs in packages)
     file_sources, resource_sources = await MultiGet(
         Get(SourceFiles, SourceFilesRequest(files, for_sources_types=(FileSourceField,), enable_codegen=True)),
-        Get(StrippedSourceFiles, SourceFilesRequest(resources, for_sources_types=(ResourceSourceField,), enable_codegen=True)),
+        Get(
+            StrippedSourceFiles,
+            SourceFilesRequest(resources, for_sources_types=(ResourceSourceField,), enable_codegen=True),
+        ),
     )
     all_entries = await MultiGet(
         *(Get(DigestEntries, Digest, b.digest) for b in built),

@@ -49,7 +49,8 @@ NO_BASE_IMAGE = BaseImage(EMPTY_DIGEST, "", None)
 
 def _field_error(request: BaseImageRequest, problem: str) -> InvalidFieldException:
     return InvalidFieldException(
-        f"The {NixImageBaseImageField.alias!r} field in target {request.address} has an invalid value {request.value!r}: {problem}."
+        f"The {NixImageBaseImageField.alias!r} field in target {request.address} has an invalid value "
+        f"{request.value!r}: {problem}."
     )
 
 
@@ -58,7 +59,8 @@ async def _pull(request: BaseImageRequest, source: BaseImageSource, settings: Ni
     skopeo, env = await MultiGet(Get(SkopeoBinary), Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV)))
     if skopeo.path is None:
         raise OptionsError(
-            f"{request.address} builds on the registry image {request.value}, which needs `skopeo` to pull, but it is not on "
+            f"{request.address} builds on the registry image {request.value}, which needs `skopeo` to pull, but it is "
+            "not on "
             "[nix].executable_search_paths. Install it (on Debian, `./pants` does: `apt-get install skopeo`)."
         )
     assert source.reference and source.registry_host
@@ -83,7 +85,9 @@ async def _pull(request: BaseImageRequest, source: BaseImageSource, settings: Ni
     )
     if result.exit_code != 0:
         assert source.name and source.pin
-        problem = explain_pull_failure(result.stderr.decode(errors="replace"), source.registry_host, source.name, source.pin)
+        problem = explain_pull_failure(
+            result.stderr.decode(errors="replace"), source.registry_host, source.name, source.pin
+        )
         raise _field_error(request, f"could not pull it: {problem}")
     return result.output_digest
 
@@ -132,7 +136,10 @@ async def read_base_image(request: BaseImageRequest, settings: NixDockerSubsyste
         ),
     )
     if result.exit_code != 0:
-        raise _field_error(request, f"{source.path or source.reference} cannot be used: {result.stderr.decode(errors='replace').strip()}")
+        raise _field_error(
+            request,
+            f"{source.path or source.reference} cannot be used: {result.stderr.decode(errors='replace').strip()}",
+        )
     output = await Get(Digest, RemovePrefix(result.output_digest, "base"))
     info_digest, blobs = await MultiGet(
         Get(Digest, DigestSubset(output, PathGlobs(["base.json"]))),

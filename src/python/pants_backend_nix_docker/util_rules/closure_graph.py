@@ -34,7 +34,8 @@ async def draw_closure_graph(request: ClosureGraphRequest, nix: NixSubsystem.Env
         return ClosureGraph(EMPTY_DIGEST, ())
     dot_file = await Get(Digest, CreateDigest([FileContent(request.dot_path, request.dot_source.encode())]))
     dot = await Get(
-        BinaryPaths, BinaryPathRequest(binary_name="dot", search_path=nix.executable_search_path, test=BinaryPathTest(["-V"]))
+        BinaryPaths,
+        BinaryPathRequest(binary_name="dot", search_path=nix.executable_search_path, test=BinaryPathTest(["-V"])),
     )
     if dot.first_path is None:
         return ClosureGraph(dot_file, (request.dot_path,))
@@ -51,7 +52,9 @@ async def draw_closure_graph(request: ClosureGraphRequest, nix: NixSubsystem.Env
             cache_scope=ProcessCacheScope.SUCCESSFUL,
         ),
     )
-    return ClosureGraph(await Get(Digest, MergeDigests([dot_file, svg.output_digest])), (request.dot_path, request.svg_path))
+    return ClosureGraph(
+        await Get(Digest, MergeDigests([dot_file, svg.output_digest])), (request.dot_path, request.svg_path)
+    )
 
 
 def rules():

@@ -26,14 +26,24 @@ async def git_revision(build_root: BuildRoot, nix: NixSubsystem.EnvironmentAware
     git = await Get(BinaryPaths, BinaryPathRequest(binary_name="git", search_path=nix.executable_search_path))
     if git.first_path is None:
         return GitRevision(None, "`git` is not on [nix].executable_search_paths")
+    git_path = git.first_path.path
 
     def process(*args: str, what: str) -> Process:
         # The answer is about the work tree now: once per run, never persisted.
-        return Process((git.first_path.path, "-C", build_root.path, *args), description=what, level=LogLevel.DEBUG, cache_scope=ProcessCacheScope.PER_SESSION)
+        return Process(
+            (git_path, "-C", build_root.path, *args),
+            description=what,
+            level=LogLevel.DEBUG,
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        )
 
     head, status = await MultiGet(
         Get(FallibleProcessResult, Process, process("rev-parse", "--short=12", "HEAD", what="Reading the git HEAD")),
-        Get(FallibleProcessResult, Process, process("status", "--porcelain", "--untracked-files=no", what="Checking the git work tree")),
+        Get(
+            FallibleProcessResult,
+            Process,
+            process("status", "--porcelain", "--untracked-files=no", what="Checking the git work tree"),
+        ),
     )
     if head.exit_code != 0 or status.exit_code != 0:
         return GitRevision(None, f"the build root is not a git checkout with a commit ({head.stderr.decode().strip()})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Any, Mapping, cast
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
@@ -25,8 +25,8 @@ from pants_backend_nix_docker.nix.installables import (
     substitute_package_refs,
 )
 from pants_backend_nix_docker.oci import layering
-from pants_backend_nix_docker.oci.base_image import BaseImageInfo, merge_config
 from pants_backend_nix_docker.oci import tags as tags_lib
+from pants_backend_nix_docker.oci.base_image import BaseImageInfo, merge_config
 from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
 from pants_backend_nix_docker.oci.image_json import (
@@ -35,12 +35,12 @@ from pants_backend_nix_docker.oci.image_json import (
     ANNOTATION_SBOM_DIGEST,
     ANNOTATION_SBOM_MEDIA_TYPE,
     ContainerConfig,
-    blob_path,
-    sha256_digest,
     Descriptor,
     LayerInfo,
+    blob_path,
     canonical_json,
     image_files,
+    sha256_digest,
 )
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
@@ -52,20 +52,24 @@ from pants_backend_nix_docker.target_types import (
     NixImageTagsField,
     NixImageWorkingDirField,
 )
-from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
 from pants_backend_nix_docker.util_rules.base_image import BaseImage, BaseImageRequest
+from pants_backend_nix_docker.util_rules.closure_graph import ClosureGraph, ClosureGraphRequest
+from pants_backend_nix_docker.util_rules.git import GitRevision
 from pants_backend_nix_docker.util_rules.image_policy import (
     check_config_references,
     check_forbidden,
     check_layer_budget,
     check_size,
 )
-from pants_backend_nix_docker.util_rules.closure_graph import ClosureGraph, ClosureGraphRequest
-from pants_backend_nix_docker.util_rules.git import GitRevision
-from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest, StoreLayerBatch, StoreLayerBatchRequest
+from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
+from pants_backend_nix_docker.util_rules.layers import (
+    BuiltLayer,
+    RootfsLayerRequest,
+    StoreLayerBatch,
+    StoreLayerBatchRequest,
+)
 from pants_backend_nix_docker.util_rules.nix import ClosureRequest, RealisedInstallable, RealiseRequest
-
 
 STORE_BLOBS_DIR = "store-layers"
 
@@ -109,7 +113,9 @@ class NixImage:
     graph_paths: tuple[str, ...]  # the closure graph's .dot (and .svg), when asked for
 
 
-def _substitute_config(address: Address, container: ContainerConfig, table: Mapping[str, str | None]) -> ContainerConfig:
+def _substitute_config(
+    address: Address, container: ContainerConfig, table: Mapping[str, str | None]
+) -> ContainerConfig:
     """Replace `${pkgs.NAME}` everywhere a store path may be written."""
 
     def sub(field: str, text: str) -> str:
@@ -137,7 +143,9 @@ def _created(value: str) -> str:
 
 
 def _field_error(address: Address, error: RootfsError, value: object) -> InvalidFieldException:
-    return InvalidFieldException(f"The {error.field!r} field in target {address} has an invalid value {value!r}: {error}.")
+    return InvalidFieldException(
+        f"The {error.field!r} field in target {address} has an invalid value {value!r}: {error}."
+    )
 
 
 async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest, output_path: str) -> Digest:
@@ -160,7 +168,9 @@ async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest
         Process,
         dataclasses.replace(
             archive_process,
-            immutable_input_digests=FrozenDict({**archive_process.immutable_input_digests, STORE_BLOBS_DIR: store_blobs}),
+            immutable_input_digests=FrozenDict(
+                {**archive_process.immutable_input_digests, STORE_BLOBS_DIR: store_blobs}
+            ),
         ),
     )
     return archive.output_digest
@@ -174,10 +184,16 @@ def _top_layer_requests(
     requests = []
     if not rootfs_spec.is_empty():
         spec = canonical_json(rootfs_spec.to_json())
-        requests.append(RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, compression, level, "image root filesystem"))
+        requests.append(
+            RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, compression, level, "image root filesystem")
+        )
     if not artifacts.is_empty:
         spec = canonical_json(RootfsSpec(nodes=artifacts.nodes).to_json())
-        requests.append(RootfsLayerRequest(request.address, spec, artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"))
+        requests.append(
+            RootfsLayerRequest(
+                request.address, spec, artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"
+            )
+        )
     return requests
 
 
@@ -206,13 +222,25 @@ def _annotations(sbom: bytes, base: BaseImage, base_info: BaseImageInfo | None) 
 
 def _report_layers(base_info: BaseImageInfo | None, layers: tuple[BuiltLayer, ...]) -> list[report_lib.ReportLayer]:
     return [
-        *(report_lib.ReportLayer(l.digest, l.size, None, "base image layer", l.store_paths) for l in (base_info.layers if base_info else ())),
-        *(report_lib.ReportLayer(l.stats.digest, l.stats.size, l.stats.uncompressed_size, l.created_by, l.store_paths) for l in layers),
+        *(
+            report_lib.ReportLayer(layer.digest, layer.size, None, "base image layer", layer.store_paths)
+            for layer in (base_info.layers if base_info else ())
+        ),
+        *(
+            report_lib.ReportLayer(
+                layer.stats.digest, layer.stats.size, layer.stats.uncompressed_size, layer.created_by, layer.store_paths
+            )
+            for layer in layers
+        ),
     ]
 
 
 async def _render_tags(request: NixImageRequest, closure: Closure) -> tuple[str, ...]:
-    values = {"closure_hash": tags_lib.closure_hash(closure.paths), "repository": tags_lib.repository_value(request.repository), "git_revision": ""}
+    values = {
+        "closure_hash": tags_lib.closure_hash(closure.paths),
+        "repository": tags_lib.repository_value(request.repository),
+        "git_revision": "",
+    }
     if any("git_revision" in tags_lib.placeholders_in(t) for t in request.tags):
         revision = await Get(GitRevision)
         if revision.value is None:
@@ -245,16 +273,23 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     cacert = parse_installable(settings.cacert_package, "") if custom.ca_certificates else None
     if cacert:
         to_realise.append((cacert, ""))
-    *realised, artifacts, base = await MultiGet(
-        *(Get(RealisedInstallable, RealiseRequest(installable, spec_path, address)) for installable, spec_path in to_realise),
+    # One MultiGet of three kinds of answer; mypy cannot type its unpacking, the names do.
+    fetched: tuple[Any, ...] = await MultiGet(
+        *(
+            Get(RealisedInstallable, RealiseRequest(installable, spec_path, address))
+            for installable, spec_path in to_realise
+        ),
         Get(ImageArtifacts, ImageArtifactsRequest(address, request.dependencies, request.app_dir)),
         Get(BaseImage, BaseImageRequest(address, request.base_image)),
     )
+    *realised, artifacts, base = fetched
     base_info = base.info
     roots = tuple(path for r in realised for path in r.outputs)
     closure = await Get(Closure, ClosureRequest(roots, address))
     check_forbidden(address, closure, roots, request.forbidden_references)
-    container = _substitute_config(address, request.container, package_ref_table([(r.installable, r.outputs) for r in realised]))
+    container = _substitute_config(
+        address, request.container, package_ref_table([(r.installable, r.outputs) for r in realised])
+    )
     check_config_references(address, container, closure)
 
     package_roots = [r.outputs[0] for r in realised[: len(installables)]]
@@ -274,25 +309,40 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     # What the base already ships is not shipped again: a store path is the same bytes anywhere.
     to_layer = closure.without(path for layer in base_layers for path in layer.store_paths)
     budget = check_layer_budget(address, request.max_layers, len(base_layers), len(top_requests), bool(to_layer.paths))
-    plan = layering.plan_store_layers(to_layer, budget, request.layering or settings.layering.value) if to_layer.paths else ()
+    plan = (
+        layering.plan_store_layers(to_layer, budget, request.layering or settings.layering.value)
+        if to_layer.paths
+        else ()
+    )
     sizes = {path: info.nar_size for path, info in closure.paths.items()}
     batches = layering.batch_layers(plan, sizes, settings.layer_buckets, settings.layer_alone_above)
     # The image's own layers build alongside the store's: on a cold build the app layer does not
     # wait for the big store layers.
-    built = await MultiGet(
+    built: tuple[Any, ...] = await MultiGet(
         *(Get(StoreLayerBatch, StoreLayerBatchRequest(batch, compression, level)) for batch in batches),
         *(Get(BuiltLayer, RootfsLayerRequest, r) for r in top_requests),
     )
-    built_batches, top_layers = built[: len(batches)], built[len(batches) :]
+    built_batches = cast("tuple[StoreLayerBatch, ...]", built[: len(batches)])
+    top_layers = cast("tuple[BuiltLayer, ...]", built[len(batches) :])
     by_paths = {layer.store_paths: layer for batch in built_batches for layer in batch.layers}
-    layers = (*(by_paths[tuple(sorted(paths))] for paths in plan), *top_layers)
+    layers: tuple[BuiltLayer, ...] = (*(by_paths[tuple(sorted(paths))] for paths in plan), *top_layers)
 
     tags = await _render_tags(request, closure)
     sbom = _sbom(request, closure, roots)
     files = image_files(
         [
-            *(LayerInfo(Descriptor(l.media_type, l.digest, l.size), l.diff_id, None) for l in base_layers),
-            *(LayerInfo(Descriptor(MEDIA_TYPES[compression], l.stats.digest, l.stats.size), l.stats.diff_id, l.created_by) for l in layers),
+            *(
+                LayerInfo(Descriptor(layer.media_type, layer.digest, layer.size), layer.diff_id, None)
+                for layer in base_layers
+            ),
+            *(
+                LayerInfo(
+                    Descriptor(MEDIA_TYPES[compression], layer.stats.digest, layer.stats.size),
+                    layer.stats.diff_id,
+                    layer.created_by,
+                )
+                for layer in layers
+            ),
         ],
         container,
         _created(request.created),
@@ -326,7 +376,10 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     # is made of them directly, an archive process gets them as an immutable input.
     own_files, store_blobs, side_files, graph = await MultiGet(
         Get(Digest, CreateDigest(FileContent(name, data) for name, data in files.files.items())),
-        Get(Digest, MergeDigests([base.blobs, *(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)])),
+        Get(
+            Digest,
+            MergeDigests([base.blobs, *(batch_layer.blob for batch in built_batches for batch_layer in batch.layers)]),
+        ),
         Get(Digest, CreateDigest([FileContent(report_path, canonical_json(report)), FileContent(sbom_path, sbom)])),
         Get(ClosureGraph, ClosureGraphRequest, graph_request),
     )
@@ -336,7 +389,9 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         layout_dir = await Get(Digest, MergeDigests([own, store_blobs]))
         digest = await Get(Digest, AddPrefix(layout_dir, request.output_path))
     else:
-        digest = await _write_archive(tool, await Get(Digest, AddPrefix(own, "layout")), store_blobs, request.output_path)
+        digest = await _write_archive(
+            tool, await Get(Digest, AddPrefix(own, "layout")), store_blobs, request.output_path
+        )
     digest = await Get(Digest, MergeDigests([digest, side_files, graph.digest]))
     return NixImage(
         digest=digest,

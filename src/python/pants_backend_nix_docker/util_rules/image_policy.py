@@ -21,7 +21,10 @@ from pants_backend_nix_docker.target_types import (
 def check_forbidden(address: Address, closure: Closure, roots: Sequence[str], patterns: Sequence[str]) -> None:
     found = report_lib.forbidden_paths(closure, roots, patterns)
     if found:
-        lines = [f"  {path} matches {pattern!r}, pulled in by: {report_lib.format_chain(chain)}" for pattern, path, chain in found]
+        lines = [
+            f"  {path} matches {pattern!r}, pulled in by: {report_lib.format_chain(chain)}"
+            for pattern, path, chain in found
+        ]
         raise InvalidFieldException(
             f"The image of target {address} contains store paths its {NixImageForbiddenReferencesField.alias!r} "
             f"field forbids:\n" + "\n".join(lines) + "\nDrop the package (or the reference) that pulls them in, "
@@ -35,12 +38,15 @@ def check_config_references(address: Address, container: ContainerConfig, closur
         if path not in closure.paths:
             field = report_lib.CONFIG_FIELDS[places[0].split()[0]]
             raise InvalidFieldException(
-                f"The {field!r} field in target {address} names {path} ({', '.join(places)}), which is not in the image: "
+                f"The {field!r} field in target {address} names {path} ({', '.join(places)}), which is not in the "
+                "image: "
                 f"no package's closure holds it. Add it to `packages`, or write `${{pkgs.NAME}}` for a package's path."
             )
 
 
-def check_layer_budget(address: Address, max_layers: int, base_layers: int, own_layers: int, store_paths_to_layer: bool) -> int:
+def check_layer_budget(
+    address: Address, max_layers: int, base_layers: int, own_layers: int, store_paths_to_layer: bool
+) -> int:
     """How many layers the store paths may have: `max_layers` less the base's and the image's own."""
     budget = max_layers - base_layers - own_layers
     if budget < 1 and store_paths_to_layer:

@@ -15,7 +15,14 @@ from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 _PACKAGE = "pants_backend_nix_docker"
 # What each tool imports; both stay free of Pants imports to run outside Pants. Each layer's cache
 # key holds the layer tool's sources, so they hold only what layers need.
-_LAYER_TOOL_MODULES = ("__init__.py", "oci/__init__.py", "oci/compression.py", "oci/rootfs.py", "oci/tarball.py", "oci/tool.py")
+_LAYER_TOOL_MODULES = (
+    "__init__.py",
+    "oci/__init__.py",
+    "oci/compression.py",
+    "oci/rootfs.py",
+    "oci/tarball.py",
+    "oci/tool.py",
+)
 _IMAGE_TOOL_MODULES = (
     "__init__.py",
     "oci/__init__.py",

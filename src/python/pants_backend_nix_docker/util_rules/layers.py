@@ -90,7 +90,9 @@ async def _layer_process(request: VenvPexProcess, settings: NixDockerSubsystem) 
 
 
 @rule(desc="Building store layers", level=LogLevel.DEBUG)
-async def build_store_layers(request: StoreLayerBatchRequest, tool: LayerToolPex, settings: NixDockerSubsystem) -> StoreLayerBatch:
+async def build_store_layers(
+    request: StoreLayerBatchRequest, tool: LayerToolPex, settings: NixDockerSubsystem
+) -> StoreLayerBatch:
     argv = ["layers", "--compression", request.compression, "--level", str(request.level)]
     for layer in request.layers:
         argv += ["--layer", *layer]
@@ -110,7 +112,9 @@ async def build_store_layers(request: StoreLayerBatchRequest, tool: LayerToolPex
     )
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:
-        raise StoreLayerError(f"Building the layers of {names} failed: {result.stderr.decode(errors='replace').strip()}")
+        raise StoreLayerError(
+            f"Building the layers of {names} failed: {result.stderr.decode(errors='replace').strip()}"
+        )
     stats = [BlobStats(**s) for s in json.loads(result.stdout)]
     blobs = await MultiGet(
         Get(Digest, DigestSubset(result.output_digest, PathGlobs([blob_path(s.digest)]))) for s in stats
@@ -124,13 +128,23 @@ async def build_store_layers(request: StoreLayerBatchRequest, tool: LayerToolPex
 
 
 @rule(desc="Building an image-specific layer", level=LogLevel.DEBUG)
-async def build_rootfs_layer(request: RootfsLayerRequest, tool: LayerToolPex, settings: NixDockerSubsystem) -> BuiltLayer:
+async def build_rootfs_layer(
+    request: RootfsLayerRequest, tool: LayerToolPex, settings: NixDockerSubsystem
+) -> BuiltLayer:
     spec = await Get(Digest, CreateDigest([FileContent("rootfs-spec.json", request.spec_json)]))
     inputs = await Get(Digest, MergeDigests([spec, request.inputs]))
     process = await _layer_process(
         VenvPexProcess(
             tool.pex,
-            argv=("rootfs", "--spec", "rootfs-spec.json", "--compression", request.compression, "--level", str(request.level)),
+            argv=(
+                "rootfs",
+                "--spec",
+                "rootfs-spec.json",
+                "--compression",
+                request.compression,
+                "--level",
+                str(request.level),
+            ),
             input_digest=inputs,
             description=f"Building layer: {request.created_by} of {request.address}",
             output_directories=("blobs",),
@@ -143,11 +157,11 @@ async def build_rootfs_layer(request: RootfsLayerRequest, tool: LayerToolPex, se
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code == 2:
         field, _, message = result.stderr.decode().strip().partition("\t")
-        raise InvalidFieldException(
-            f"The {field!r} field in target {request.address} cannot be satisfied: {message}"
-        )
+        raise InvalidFieldException(f"The {field!r} field in target {request.address} cannot be satisfied: {message}")
     if result.exit_code != 0:
-        raise RootfsLayerError(f"{request.address}: building its {request.created_by} layer failed:\n{result.stderr.decode()}")
+        raise RootfsLayerError(
+            f"{request.address}: building its {request.created_by} layer failed:\n{result.stderr.decode()}"
+        )
     stats = BlobStats(**json.loads(result.stdout))
     return BuiltLayer(result.output_digest, stats, request.created_by, metadata=result.metadata)
 

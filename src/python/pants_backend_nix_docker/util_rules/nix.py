@@ -56,7 +56,8 @@ class NixBinaries:
         if missing:
             raise NixNotFoundError(
                 f"{address} needs Nix to realise its `{NixImagePackagesField.alias}`, but "
-                f"{', '.join(f'`{m}`' for m in missing)} {'was' if len(missing) == 1 else 'were'} not found on the search path "
+                f"{', '.join(f'`{m}`' for m in missing)} {'was' if len(missing) == 1 else 'were'} not found on the "
+                "search path "
                 f"{list(self.search_path)} ([nix].executable_search_paths). Install Nix {wanted} or "
                 "newer (on Debian `apt-get install nix-bin`, or run build-support/bootstrap/install-prerequisites.sh), "
                 "or point [nix].executable_search_paths at it."
@@ -97,12 +98,14 @@ async def find_nix(nix: NixSubsystem.EnvironmentAware) -> NixBinaries:
     ]
     paths = await MultiGet(Get(BinaryPaths, BinaryPathRequest, r) for r in requests)
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(nix.env_vars))
-    first = [p.first_path.path if p.first_path else None for p in paths]
-    binaries = NixBinaries(*first, search_path=tuple(search_path), env=tuple(sorted(env.items())))
+    nix_path, nix_build, nix_store = (p.first_path.path if p.first_path else None for p in paths)
+    binaries = NixBinaries(nix_path, nix_build, nix_store, tuple(search_path), tuple(sorted(env.items())))
     if binaries.nix is None:
         return binaries
     # The same path can hold another Nix after an upgrade: ask again whenever pantsd restarts.
-    version_process = binaries.process((binaries.nix, "--version"), "Reading the Nix version", ProcessCacheScope.PER_RESTART_SUCCESSFUL)
+    version_process = binaries.process(
+        (binaries.nix, "--version"), "Reading the Nix version", ProcessCacheScope.PER_RESTART_SUCCESSFUL
+    )
     result = await Get(FallibleProcessResult, Process, version_process)
     version = parse_nix_version(result.stdout.decode(errors="replace")) if result.exit_code == 0 else None
     return dataclasses.replace(binaries, version=version)
@@ -134,7 +137,7 @@ def realise_argv(nix: NixBinaries, installable: Installable, build_root: str, sp
     ref = installable.ref
     # Relative flake references mean the BUILD file's directory, not the process sandbox.
     for prefix in ("path:", ""):
-        body = ref[len(prefix):]
+        body = ref[len(prefix) :]
         if ref.startswith(prefix) and (body == "." or body.startswith(("./", "../"))):
             ref = prefix + os.path.normpath(os.path.join(build_root, spec_path, body))
             break
@@ -152,10 +155,16 @@ async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_r
     nix.require(request.address)
     installable = request.installable
     argv = realise_argv(nix, installable, build_root.path, request.spec_path)
-    result = await Get(FallibleProcessResult, Process, nix.process(argv, f"Realising {installable.raw} for {request.address}"))
+    result = await Get(
+        FallibleProcessResult, Process, nix.process(argv, f"Realising {installable.raw} for {request.address}")
+    )
     outputs = parse_realised_outputs(result.stdout.decode()) if result.exit_code == 0 else ()
     if result.exit_code != 0 or not outputs:
-        why = f"`{' '.join(argv)}` exited with {result.exit_code}" if result.exit_code else f"`{' '.join(argv)}` printed no store path"
+        why = (
+            f"`{' '.join(argv)}` exited with {result.exit_code}"
+            if result.exit_code
+            else f"`{' '.join(argv)}` printed no store path"
+        )
         raise NixRealiseError(
             f"{request.address}: the `{NixImagePackagesField.alias}` entry {installable.raw!r} could "
             f"not be realised: {why}. Nix said:\n{_stderr_tail(result)}\n"
@@ -178,7 +187,9 @@ class ClosureRequest:
 async def compute_closure(request: ClosureRequest, nix: NixBinaries) -> Closure:
     nix.require(request.address)
     argv = (nix.nix or "nix", *_EXPERIMENTAL, "path-info", "--recursive", "--json", *request.roots)
-    result = await Get(FallibleProcessResult, Process, nix.process(argv, f"Computing the runtime closure of {request.address}"))
+    result = await Get(
+        FallibleProcessResult, Process, nix.process(argv, f"Computing the runtime closure of {request.address}")
+    )
     if result.exit_code != 0:
         raise NixRealiseError(
             f"{request.address}: `nix path-info` failed for its realised packages:\n"

@@ -10,7 +10,6 @@ from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 
-
 # What skopeo reads from the user's environment: where credentials and its configuration are
 # (file paths, never a secret), and PATH for docker-credential-* helpers.
 SKOPEO_ENV = ("HOME", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "PATH")
@@ -25,7 +24,9 @@ class SkopeoBinary:
 async def find_skopeo(nix: NixSubsystem.EnvironmentAware) -> SkopeoBinary:
     paths = await Get(
         BinaryPaths,
-        BinaryPathRequest(binary_name="skopeo", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"])),
+        BinaryPathRequest(
+            binary_name="skopeo", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"])
+        ),
     )
     return SkopeoBinary(paths.first_path.path if paths.first_path else None)
 
