@@ -1,7 +1,7 @@
 """pants-nix-docker: reproducible, layered OCI images of Nix closures, built by Pants."""
 
 from pants_backend_nix_docker import target_types as _target_types
-from pants_backend_nix_docker.goals import package, publish, report, run
+from pants_backend_nix_docker.goals import package, publish, report, run, tailor
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
@@ -14,6 +14,7 @@ from pants_backend_nix_docker.util_rules import (
     layer_tool,
     layers,
     nix,
+    nix_sources,
     skopeo,
 )
 
@@ -28,11 +29,13 @@ def rules():
         *layer_tool.rules(),
         *layers.rules(),
         *nix.rules(),
+        *nix_sources.rules(),
         *package.rules(),
         *publish.rules(),
         *report.rules(),
         *run.rules(),
         *skopeo.rules(),
+        *tailor.rules(),
         *NixDockerLayerTool.rules(),
         *NixSubsystem.rules(),
         *NixDockerSubsystem.rules(),

@@ -18,9 +18,12 @@ from pants.engine.target import (
     IntField,
     InvalidFieldException,
     InvalidFieldTypeException,
+    MultipleSourcesField,
+    SingleSourceField,
     StringField,
     StringSequenceField,
     Target,
+    TargetFilesGenerator,
 )
 from pants.util.strutil import help_text
 
@@ -726,5 +729,58 @@ class NixDockerImageTarget(Target):
     )
 
 
+# --- Nix sources: the `.nix` files (and flake locks) that images are evaluated from ---------------
+
+NIX_SOURCE_EXTENSIONS = (".nix", ".lock")
+
+
+class NixSourceField(SingleSourceField):
+    expected_file_extensions = NIX_SOURCE_EXTENSIONS
+    help = "A `.nix` file, or a flake's `flake.lock`."
+
+
+class NixSourceDependenciesField(Dependencies):
+    help = help_text(
+        """
+        Addresses this file depends on. Pants infers the files a `.nix` file names by path literal
+        (`import ./lib.nix`, `callPackage ./pkgs/foo.nix {}`, `./patches`, `builtins.path { path =
+        ./x; }`) with Nix's own parser; list here what it cannot see (a path built from a string,
+        for example). Example: `dependencies=["./patches:files"]`.
+        """
+    )
+
+
+class NixSourceTarget(Target):
+    alias = "nix_source"
+    core_fields = (*COMMON_TARGET_FIELDS, NixSourceDependenciesField, NixSourceField)
+    help = help_text(
+        """
+        One Nix file. `nix_docker_image` targets depend on the files their `packages` name, and
+        files on the files they import, so `pants --changed-since=... --changed-dependents=transitive
+        package` rebuilds exactly the images whose Nix inputs changed.
+        """
+    )
+
+
+class NixSourcesGeneratingSourcesField(MultipleSourcesField):
+    default = ("*.nix", "flake.lock")
+    expected_file_extensions = NIX_SOURCE_EXTENSIONS
+    help = help_text(
+        """
+        The Nix files of this directory, one `nix_source` target each. Example:
+        `sources=["*.nix", "!shell.nix"]`.
+        """
+    )
+
+
+class NixSourcesGeneratorTarget(TargetFilesGenerator):
+    alias = "nix_sources"
+    core_fields = (*COMMON_TARGET_FIELDS, NixSourcesGeneratingSourcesField)
+    generated_target_cls = NixSourceTarget
+    copied_fields = COMMON_TARGET_FIELDS
+    moved_fields = (NixSourceDependenciesField,)
+    help = "A `nix_source` target for each Nix file (and `flake.lock`) in a directory; `pants tailor` adds them."
+
+
 def target_types():
-    return [NixDockerImageTarget]
+    return [NixDockerImageTarget, NixSourceTarget, NixSourcesGeneratorTarget]

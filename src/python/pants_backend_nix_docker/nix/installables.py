@@ -94,6 +94,24 @@ def parse_installable(raw: str, spec_path: str) -> Installable:
     )
 
 
+_LOCAL_FLAKE_RE = re.compile(r"^(?:path:)?(\.{1,2}(?:/.*)?)$")
+
+
+def source_files(installable: Installable, spec_path: str) -> tuple[str, ...]:
+    """The repository files (relative to the build root) an installable is evaluated from, as far
+    as they are known without evaluating it: a `.nix` file, or a local flake's `flake.nix` and
+    `flake.lock`. Store paths and remote flakes come from no file of the repository."""
+    if installable.kind == FILE_ATTR:
+        return (installable.ref,)
+    if installable.kind == FLAKE:
+        local = _LOCAL_FLAKE_RE.match(installable.ref)
+        if local:
+            directory = posixpath.normpath(posixpath.join(spec_path, local.group(1)))
+            if directory != ".." and not directory.startswith("../"):
+                return tuple(posixpath.normpath(posixpath.join(directory, f)) for f in ("flake.nix", "flake.lock"))
+    return ()
+
+
 def _repo_path(ref: str, spec_path: str, raw: str) -> str:
     if ref.startswith("//"):
         path = posixpath.normpath(ref[2:])

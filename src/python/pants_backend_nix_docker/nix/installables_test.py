@@ -10,6 +10,7 @@ from pants_backend_nix_docker.nix.installables import (
     PackageRefError,
     package_ref_table,
     parse_installable,
+    source_files,
     substitute_package_refs,
 )
 
@@ -80,3 +81,22 @@ def test_parses_realised_outputs_of_each_command() -> None:
     nix_build_json = f'[{{"drvPath": "/nix/store/x.drv", "outputs": {{"dev": "{dev}", "out": "{HELLO}"}}}}]'
     assert parse_realised_outputs(nix_build_json) == (HELLO, dev)
     assert parse_realised_outputs("warning: something\n") == ()
+
+
+@pytest.mark.parametrize(
+    "raw, spec_path, files",
+    [
+        ("//build-support/nix/default.nix#python3", "examples/app", ("build-support/nix/default.nix",)),
+        ("pkgs.nix#hello", "examples/app", ("examples/app/pkgs.nix",)),
+        (".#hello", "examples/app", ("examples/app/flake.nix", "examples/app/flake.lock")),
+        ("path:./nix#hello", "examples/app", ("examples/app/nix/flake.nix", "examples/app/nix/flake.lock")),
+        ("../shared#x", "examples/app", ("examples/shared/flake.nix", "examples/shared/flake.lock")),
+        (".#hello", "", ("flake.nix", "flake.lock")),
+        ("nixpkgs#hello", "examples/app", ()),
+        ("github:owner/repo#pkg", "examples/app", ()),
+        ("/nix/store/" + "a" * 32 + "-hello-2.12", "examples/app", ()),
+        ("../../..#x", "examples/app", ()),
+    ],
+)
+def test_source_files_of_an_installable(raw: str, spec_path: str, files: tuple[str, ...]) -> None:
+    assert source_files(parse_installable(raw, spec_path), spec_path) == files

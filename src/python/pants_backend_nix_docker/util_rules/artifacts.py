@@ -22,7 +22,7 @@ from pants.engine.target import (
 )
 
 from pants_backend_nix_docker.oci.rootfs import Node
-from pants_backend_nix_docker.target_types import NixDockerImageTarget, NixImageDependenciesField
+from pants_backend_nix_docker.target_types import NixDockerImageTarget, NixImageDependenciesField, NixSourceField
 
 ARTIFACTS_DIR = "artifacts"
 
@@ -58,6 +58,8 @@ async def image_artifacts(request: ImageArtifactsRequest) -> ImageArtifacts:
     field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, targets))
     packages, files, resources = [], [], []
     for target, target_field_sets in zip(targets, field_sets.collection):
+        if target.has_field(NixSourceField):
+            continue  # what the image's packages are evaluated from (inferred), not content
         if target.has_field(FileSourceField):
             files.append(target[SourcesField])
         elif target.has_field(ResourceSourceField):
