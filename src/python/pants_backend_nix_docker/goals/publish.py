@@ -97,7 +97,8 @@ async def publish_nix_image(
     if skopeo.path is None:
         raise OptionsError(
             f"{fs.address} is to be published, which needs `skopeo`, but it is not on [nix].executable_search_paths. "
-            "Install it (on Debian, `./pants` does: `apt-get install skopeo`)."
+            "Install it: on Debian `apt-get install skopeo` (build-support/bootstrap/install-prerequisites.sh "
+            "does it), or point [nix].executable_search_paths at it."
         )
 
     package = request.packages[0]

@@ -45,8 +45,8 @@ def choose_runtime(setting: str, podman: str | None, docker: str | None, docker_
     if setting == "docker" or (setting == "auto" and docker and docker_answers):
         if not docker:
             raise OptionsError(
-                "[nix-docker].runtime is 'docker', but `docker` is not on [nix].executable_search_paths. Install it, "
-                "or set runtime to 'podman' or 'auto'."
+                "[nix-docker].runtime is 'docker', but `docker` is not on [nix].executable_search_paths. Install "
+                "it (on Debian `apt-get install docker.io`), or set runtime to 'podman' or 'auto'."
             )
         return "docker", docker
     if podman:
@@ -55,7 +55,8 @@ def choose_runtime(setting: str, podman: str | None, docker: str | None, docker_
     raise OptionsError(
         f"`pants run` loads the image into {wanted}, and none was found on [nix].executable_search_paths"
         + (" (docker is there, but its daemon does not answer)" if docker else "")
-        + ". Install podman (on Debian, `./pants` does: `apt-get install podman`)."
+        + ". Install podman: on Debian `apt-get install podman runc` (build-support/bootstrap/install-prerequisites.sh"
+        + " does it)."
     )
 
 

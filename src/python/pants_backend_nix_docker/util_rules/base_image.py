@@ -59,9 +59,9 @@ async def _pull(request: BaseImageRequest, source: BaseImageSource, settings: Ni
     skopeo, env = await MultiGet(Get(SkopeoBinary), Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV)))
     if skopeo.path is None:
         raise OptionsError(
-            f"{request.address} builds on the registry image {request.value}, which needs `skopeo` to pull, but it is "
-            "not on "
-            "[nix].executable_search_paths. Install it (on Debian, `./pants` does: `apt-get install skopeo`)."
+            f"{request.address} builds on the registry image {request.value}, which needs `skopeo` to pull, "
+            "but it is not on [nix].executable_search_paths. Install it: on Debian `apt-get install skopeo` "
+            "(build-support/bootstrap/install-prerequisites.sh does it), or point [nix].executable_search_paths at it."
         )
     assert source.reference and source.registry_host
     registry = registry_for_host(source.registry_host, parse_registries(settings.registries))

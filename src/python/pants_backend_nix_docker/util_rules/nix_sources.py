@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from pants.core.util_rules.system_binaries import BashBinary, BinaryPathRequest, BinaryPaths, BinaryPathTest
+from pants.core.util_rules.system_binaries import BashBinary
 from pants.engine.addresses import Address, Addresses
 from pants.engine.fs import Digest, DigestContents, PathGlobs, Paths
 from pants.engine.internals.graph import Owners, OwnersRequest
@@ -47,6 +47,7 @@ from pants_backend_nix_docker.target_types import (
     NixSourceDependenciesField,
     NixSourceField,
 )
+from pants_backend_nix_docker.util_rules.binaries import first_on_search_path
 
 logger = logging.getLogger(__name__)
 
@@ -121,13 +122,7 @@ class NixInstantiateBinary:
 
 @rule(desc="Finding nix-instantiate", level=LogLevel.DEBUG)
 async def find_nix_instantiate(nix: NixSubsystem.EnvironmentAware) -> NixInstantiateBinary:
-    paths = await Get(
-        BinaryPaths,
-        BinaryPathRequest(
-            binary_name="nix-instantiate", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"])
-        ),
-    )
-    return NixInstantiateBinary(paths.first_path.path if paths.first_path else None)
+    return NixInstantiateBinary(await first_on_search_path("nix-instantiate", nix.executable_search_path))
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import collect_rules, rule
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
+from pants_backend_nix_docker.util_rules.binaries import first_on_search_path
 
 # What skopeo reads from the user's environment: where credentials and its configuration are
 # (file paths, never a secret), and PATH for docker-credential-* helpers.
@@ -22,13 +22,7 @@ class SkopeoBinary:
 
 @rule(desc="Finding skopeo", level=LogLevel.DEBUG)
 async def find_skopeo(nix: NixSubsystem.EnvironmentAware) -> SkopeoBinary:
-    paths = await Get(
-        BinaryPaths,
-        BinaryPathRequest(
-            binary_name="skopeo", search_path=nix.executable_search_path, test=BinaryPathTest(["--version"])
-        ),
-    )
-    return SkopeoBinary(paths.first_path.path if paths.first_path else None)
+    return SkopeoBinary(await first_on_search_path("skopeo", nix.executable_search_path))
 
 
 def rules():
