@@ -14,10 +14,6 @@ pex_file="$buildroot/3rdparty/tools/pex-$pex_version.pex"
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
-# What this script installs with pip comes from PyPI only, whatever the machine's pip settings.
-# shellcheck source=build-support/bootstrap/pip_isolation.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pip_isolation.sh"
-
 # Debian packages that provide each command we need (command:package).
 required_commands=(
   python3.9:python3.9
@@ -113,15 +109,19 @@ if [[ ! -e /usr/lib/python3.9/distutils/__init__.py || ! -e /usr/lib/python3.9/l
   log "unpacked distutils and lib2to3 for python3.9"
 fi
 
+# What this script installs with pip comes from PyPI only, whatever the machine's pip settings
+# (sourced after the apt step, so the CA bundle it hands pip is installed).
+# shellcheck source=build-support/bootstrap/pip_isolation.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pip_isolation.sh"
+
 # Pants 2.17.1 and pex live in a virtualenv outside the repo, shared by every clone.
 mkdir -p "$cache_dir"
-mapfile -t cert_args < <(pip_cert_args)
 if [[ ! -x "$venv/bin/pants" ]]; then
   log "creating the Pants 2.17.1 virtualenv in $venv"
   # A half-made venv would pass the launcher's check, so remove it on any failure.
   trap 'rm -rf "$venv"' ERR
   virtualenv -q -p /usr/bin/python3.9 "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "${cert_args[@]}" "pantsbuild.pants==2.17.1" "pex==$pex_version"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${pip_cert_args[@]}" "pantsbuild.pants==2.17.1" "pex==$pex_version"
   trap - ERR
 fi
 
@@ -131,7 +131,7 @@ if [[ ! -f "$pex_file" ]]; then
   cached_pex="$cache_dir/pex-$pex_version.pex"
   if [[ ! -f "$cached_pex" ]]; then
     log "building pex $pex_version from PyPI"
-    "$venv/bin/pex" "${cert_args[@]}" "pex==$pex_version" -c pex -o "$cached_pex.tmp"
+    "$venv/bin/pex" "${pip_cert_args[@]}" "pex==$pex_version" -c pex -o "$cached_pex.tmp"
     mv "$cached_pex.tmp" "$cached_pex"
   fi
   mkdir -p "$(dirname "$pex_file")"

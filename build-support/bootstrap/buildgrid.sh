@@ -8,7 +8,6 @@ set -euo pipefail
 
 # shellcheck source=build-support/bootstrap/pip_isolation.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pip_isolation.sh"
-mapfile -t cert_args < <(pip_cert_args)
 
 cache_dir="${PANTS_NIX_DOCKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pants-nix-docker}"
 venv="$cache_dir/buildgrid-0.4.4-venv"
@@ -17,7 +16,7 @@ if [[ ! -x "$venv/bin/bgd" ]]; then
   rm -rf "$venv"
   trap 'rm -rf "$venv"' ERR
   virtualenv -q -p /usr/bin/python3.11 "$venv" >&2
-  "$venv/bin/pip" install -q --disable-pip-version-check "${cert_args[@]}" "buildgrid==0.4.4" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "${pip_cert_args[@]}" "buildgrid==0.4.4" >&2
   trap - ERR
 fi
 echo "$venv/bin/bgd"

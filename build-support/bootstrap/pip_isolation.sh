@@ -15,7 +15,5 @@ export PIP_CONFIG_FILE=/dev/null
 # bundle, which holds whatever proxy CA the machine trusts, by passing it as `--cert` (pex runs its
 # pip --isolated, which ignores PIP_CERT). pants.toml's [GLOBAL].ca_certs_path does the same for
 # pex inside Pants.
-system_ca_bundle=/etc/ssl/certs/ca-certificates.crt
-pip_cert_args() {
-  if [[ -r "$system_ca_bundle" ]]; then printf '%s\n' --cert "$system_ca_bundle"; fi
-}
+pip_cert_args=()
+if [[ -r /etc/ssl/certs/ca-certificates.crt ]]; then pip_cert_args=(--cert /etc/ssl/certs/ca-certificates.crt); fi

@@ -122,7 +122,14 @@ class NixInstantiateBinary:
 
 @rule(desc="Finding nix-instantiate", level=LogLevel.DEBUG)
 async def find_nix_instantiate(nix: NixSubsystem.EnvironmentAware) -> NixInstantiateBinary:
-    return NixInstantiateBinary(await first_on_search_path("nix-instantiate", nix.executable_search_path))
+    path = await first_on_search_path("nix-instantiate", nix.executable_search_path)
+    if path is None:
+        # Said once per run here, not once per Nix file.
+        logger.warning(
+            "Cannot infer the dependencies of Nix files: `nix-instantiate` is not on "
+            "[nix].executable_search_paths. Install Nix 2.8 or newer (on Debian `apt-get install nix-bin`)."
+        )
+    return NixInstantiateBinary(path)
 
 
 @dataclass(frozen=True)
@@ -136,10 +143,6 @@ async def parse_nix_source(
     request: ParseNixSourceRequest, bash: BashBinary, nix: NixInstantiateBinary
 ) -> ParsedNixFile:
     if nix.path is None:
-        logger.warning(
-            f"Cannot infer the dependencies of {request.path}: `nix-instantiate` is not on "
-            "[nix].executable_search_paths. Install Nix 2.8 or newer."
-        )
         return ParsedNixFile((), (), ())
     result = await Get(
         FallibleProcessResult,
