@@ -12,7 +12,7 @@ from pathlib import Path
 # stays behind.
 TOP_LEVEL = ("pants", "pants.toml", "BUILD", "3rdparty", "build-support", "examples", "src")
 
-_EXECUTED = re.compile(r"Preserving local process execution dir `?(\S+?)`? for \"?(Building layers?: [^\n\"]*)")
+_EXECUTED = re.compile(r"Preserving local process execution dir `?(\S+?)`? for \"?([^\n\"]*)")
 
 
 def copy_repo(source: Path, dest: Path) -> None:
@@ -25,11 +25,17 @@ def copy_repo(source: Path, dest: Path) -> None:
             shutil.copy2(entry, dest / name)
 
 
-def executed_layer_processes(stderr: str) -> Counter:
-    """Layer processes that really executed (not cache hits) in a run with
-    `--keep-sandboxes=always`: Pants names each one's kept sandbox. The sandboxes are deleted."""
+def executed_processes(stderr: str, prefix: str = "") -> Counter:
+    """Processes whose description starts with `prefix` that really executed (not cache hits) in a
+    run with `--keep-sandboxes=always`: Pants names each one's kept sandbox. The sandboxes of all
+    processes are deleted."""
     found: Counter = Counter()
     for sandbox, description in _EXECUTED.findall(stderr):
-        found[description.strip()] += 1
+        if description.startswith(prefix):
+            found[description.strip()] += 1
         shutil.rmtree(sandbox, ignore_errors=True)
     return found
+
+
+def executed_layer_processes(stderr: str) -> Counter:
+    return executed_processes(stderr, "Building layer")

@@ -14,7 +14,9 @@ from pants_backend_nix_docker.util_rules import (
     layer_tool,
     layers,
     nix,
+    nix_evaluation,
     nix_sources,
+    realise,
     skopeo,
 )
 
@@ -29,9 +31,11 @@ def rules():
         *layer_tool.rules(),
         *layers.rules(),
         *nix.rules(),
+        *nix_evaluation.rules(),
         *nix_sources.rules(),
         *package.rules(),
         *publish.rules(),
+        *realise.rules(),
         *report.rules(),
         *run.rules(),
         *skopeo.rules(),

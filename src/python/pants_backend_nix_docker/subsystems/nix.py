@@ -13,7 +13,7 @@ class NixSubsystem(Subsystem):
     class EnvironmentAware(ExecutableSearchPathsOptionMixin, Subsystem.EnvironmentAware):
         executable_search_paths_help = softwrap(
             """
-            The PATH value used to find `nix`, `nix-build` and `nix-store`.
+            The PATH value used to find `nix`, `nix-instantiate` and `nix-store`.
             """
         )
 

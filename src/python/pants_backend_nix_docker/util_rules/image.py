@@ -69,7 +69,8 @@ from pants_backend_nix_docker.util_rules.layers import (
     StoreLayerBatch,
     StoreLayerBatchRequest,
 )
-from pants_backend_nix_docker.util_rules.nix import ClosureRequest, RealisedInstallable, RealiseRequest
+from pants_backend_nix_docker.util_rules.nix import ClosureRequest
+from pants_backend_nix_docker.util_rules.realise import RealisedInstallable, RealiseRequest
 
 STORE_BLOBS_DIR = "store-layers"
 

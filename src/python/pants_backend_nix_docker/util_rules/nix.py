@@ -1,8 +1,8 @@
-"""Realising installables and reading their runtime closure from the Nix store.
+"""Finding Nix, and reading a runtime closure from the Nix store.
 
-Both answer "what is in the store now": a realise may build, a garbage collection may delete.
-So their processes are cached for one Pants run at most (`PER_SESSION`) and never persisted
-locally or remotely. What comes after (layers keyed by store paths) is cached for good.
+Processes that answer "what is in the store now" (a realise may build, a garbage collection may
+delete) are cached for one Pants run at most (`PER_SESSION`) and never persisted locally or
+remotely. What comes after (layers keyed by store paths) is cached for good.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from pants.base.build_root import BuildRoot
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
@@ -20,12 +19,11 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import Closure, ClosureError, parse_path_info
-from pants_backend_nix_docker.nix.installables import FILE_ATTR, FLAKE, STORE_PATH, Installable, parse_realised_outputs
 from pants_backend_nix_docker.nix.version import MINIMUM, format_version, is_supported, parse_nix_version
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.target_types import NixImagePackagesField
 
-_NIX_PROGRAMS = ("nix", "nix-build", "nix-store")
+_NIX_PROGRAMS = ("nix", "nix-instantiate", "nix-store")
 _EXPERIMENTAL = ("--extra-experimental-features", "nix-command flakes")
 _STDERR_TAIL_LINES = 25
 
@@ -43,7 +41,7 @@ class NixBinaries:
     """Absolute paths of the Nix programs, or None for each one that is missing."""
 
     nix: str | None
-    nix_build: str | None
+    nix_instantiate: str | None
     nix_store: str | None
     search_path: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
@@ -51,7 +49,9 @@ class NixBinaries:
     version: tuple[int, ...] | None = None
 
     def require(self, address: Address) -> "NixBinaries":
-        missing = [name for name, path in zip(_NIX_PROGRAMS, (self.nix, self.nix_build, self.nix_store)) if not path]
+        missing = [
+            name for name, path in zip(_NIX_PROGRAMS, (self.nix, self.nix_instantiate, self.nix_store)) if not path
+        ]
         wanted = format_version(MINIMUM)
         if missing:
             raise NixNotFoundError(
@@ -77,12 +77,23 @@ class NixBinaries:
         # The answer is about the store now: realising may build, a garbage collection may
         # delete. Reuse it within one run at most; never persist it, locally or remotely.
         cache_scope: ProcessCacheScope = ProcessCacheScope.PER_SESSION,
+        *,
+        # For a kept (cacheable) process: what its key must hold besides argv, in place of the
+        # user's Nix environment ([nix].env_vars), which would make the key differ per user.
+        key: dict[str, str] | None = None,
+        # Set apart a process from an identical one earlier in the same run, whose result Pants
+        # would otherwise reuse.
+        attempt: int = 1,
     ) -> Process:
         # Processes start with an empty environment; builders and `nix` itself need a PATH.
-        path_dirs = sorted({os.path.dirname(p) for p in (self.nix, self.nix_build, self.nix_store) if p})
+        path_dirs = sorted({os.path.dirname(p) for p in (self.nix, self.nix_instantiate, self.nix_store) if p})
         return Process(
             argv=argv,
-            env={"PATH": os.pathsep.join(path_dirs), **dict(self.env)},
+            env={
+                "PATH": os.pathsep.join(path_dirs),
+                **(dict(self.env) if key is None else key),
+                **({"PANTS_NIX_DOCKER_ATTEMPT": str(attempt)} if attempt > 1 else {}),
+            },
             description=description,
             level=LogLevel.DEBUG,
             cache_scope=cache_scope,
@@ -98,8 +109,8 @@ async def find_nix(nix: NixSubsystem.EnvironmentAware) -> NixBinaries:
     ]
     paths = await MultiGet(Get(BinaryPaths, BinaryPathRequest, r) for r in requests)
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(nix.env_vars))
-    nix_path, nix_build, nix_store = (p.first_path.path if p.first_path else None for p in paths)
-    binaries = NixBinaries(nix_path, nix_build, nix_store, tuple(search_path), tuple(sorted(env.items())))
+    nix_path, nix_instantiate, nix_store = (p.first_path.path if p.first_path else None for p in paths)
+    binaries = NixBinaries(nix_path, nix_instantiate, nix_store, tuple(search_path), tuple(sorted(env.items())))
     if binaries.nix is None:
         return binaries
     # The same path can hold another Nix after an upgrade: ask again whenever pantsd restarts.
@@ -111,67 +122,9 @@ async def find_nix(nix: NixSubsystem.EnvironmentAware) -> NixBinaries:
     return dataclasses.replace(binaries, version=version)
 
 
-@dataclass(frozen=True)
-class RealiseRequest:
-    """Keyed by what Nix is asked, not by who asks, so images that share a package share one
-    realise per run; `address` only names the first asker in messages and is not compared."""
-
-    installable: Installable
-    spec_path: str  # relative flake references resolve against it
-    address: Address = field(compare=False)
-
-
-@dataclass(frozen=True)
-class RealisedInstallable:
-    installable: Installable
-    outputs: tuple[str, ...]  # store paths, in the order Nix printed them
-
-
-def realise_argv(nix: NixBinaries, installable: Installable, build_root: str, spec_path: str) -> tuple[str, ...]:
-    if installable.kind == STORE_PATH:
-        return (nix.nix_store or "nix-store", "--realise", installable.ref)
-    if installable.kind == FILE_ATTR:
-        attr = ("-A", installable.attr) if installable.attr else ()
-        return (nix.nix_build or "nix-build", "--no-out-link", os.path.join(build_root, installable.ref), *attr)
-    assert installable.kind == FLAKE
-    ref = installable.ref
-    # Relative flake references mean the BUILD file's directory, not the process sandbox.
-    for prefix in ("path:", ""):
-        body = ref[len(prefix) :]
-        if ref.startswith(prefix) and (body == "." or body.startswith(("./", "../"))):
-            ref = prefix + os.path.normpath(os.path.join(build_root, spec_path, body))
-            break
-    target = f"{ref}#{installable.attr}" if installable.attr else ref
-    return (nix.nix or "nix", *_EXPERIMENTAL, "build", "--no-link", "--json", target)
-
-
-def _stderr_tail(result: FallibleProcessResult) -> str:
+def stderr_tail(result: FallibleProcessResult) -> str:
     lines = result.stderr.decode(errors="replace").rstrip().splitlines()
     return "\n".join(f"    {line}" for line in lines[-_STDERR_TAIL_LINES:]) or "    (no output)"
-
-
-@rule(desc="Realising a Nix installable", level=LogLevel.DEBUG)
-async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_root: BuildRoot) -> RealisedInstallable:
-    nix.require(request.address)
-    installable = request.installable
-    argv = realise_argv(nix, installable, build_root.path, request.spec_path)
-    result = await Get(
-        FallibleProcessResult, Process, nix.process(argv, f"Realising {installable.raw} for {request.address}")
-    )
-    outputs = parse_realised_outputs(result.stdout.decode()) if result.exit_code == 0 else ()
-    if result.exit_code != 0 or not outputs:
-        why = (
-            f"`{' '.join(argv)}` exited with {result.exit_code}"
-            if result.exit_code
-            else f"`{' '.join(argv)}` printed no store path"
-        )
-        raise NixRealiseError(
-            f"{request.address}: the `{NixImagePackagesField.alias}` entry {installable.raw!r} could "
-            f"not be realised: {why}. Nix said:\n{_stderr_tail(result)}\n"
-            "Fix the installable (does `nix build` of it work by hand?) or the Nix expression it "
-            "names."
-        )
-    return RealisedInstallable(installable, outputs)
 
 
 @dataclass(frozen=True)
@@ -193,7 +146,7 @@ async def compute_closure(request: ClosureRequest, nix: NixBinaries) -> Closure:
     if result.exit_code != 0:
         raise NixRealiseError(
             f"{request.address}: `nix path-info` failed for its realised packages:\n"
-            f"{_stderr_tail(result)}\nWere store paths garbage-collected during the build? Run "
+            f"{stderr_tail(result)}\nWere store paths garbage-collected during the build? Run "
             "`pants package` again."
         )
     try:
