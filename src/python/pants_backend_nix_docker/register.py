@@ -5,19 +5,20 @@ from pants_backend_nix_docker.goals import package, publish, report, run, tailor
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
+from pants_backend_nix_docker.subsystems.programs import PROGRAM_SUBSYSTEMS
 from pants_backend_nix_docker.util_rules import (
     artifacts,
     base_image,
+    binaries,
     closure_graph,
     git,
     image,
-    layer_tool,
     layers,
     nix,
     nix_evaluation,
     nix_sources,
     realise,
-    skopeo,
+    tools,
 )
 
 
@@ -25,10 +26,10 @@ def rules():
     return [
         *artifacts.rules(),
         *base_image.rules(),
+        *binaries.rules(),
         *closure_graph.rules(),
         *git.rules(),
         *image.rules(),
-        *layer_tool.rules(),
         *layers.rules(),
         *nix.rules(),
         *nix_evaluation.rules(),
@@ -38,11 +39,12 @@ def rules():
         *realise.rules(),
         *report.rules(),
         *run.rules(),
-        *skopeo.rules(),
         *tailor.rules(),
+        *tools.rules(),
         *NixDockerLayerTool.rules(),
         *NixSubsystem.rules(),
         *NixDockerSubsystem.rules(),
+        *(rule for subsystem in PROGRAM_SUBSYSTEMS for rule in subsystem.rules()),
     ]
 
 

@@ -25,18 +25,14 @@ from pants.engine.target import (
     Target,
     TargetFilesGenerator,
 )
+from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
 from pants_backend_nix_docker.nix.installables import InstallableError, parse_installable
 from pants_backend_nix_docker.nix.report import parse_size
-from pants_backend_nix_docker.oci.accounts import (
-    DirectorySpec,
-    parse_directories,
-    parse_groups,
-    parse_users,
-)
+from pants_backend_nix_docker.oci.accounts import parse_directories, parse_groups, parse_users
 from pants_backend_nix_docker.oci.base_image import BaseImageError, parse_base_image
-from pants_backend_nix_docker.oci.rootfs import RootfsError, User, check_image_path
+from pants_backend_nix_docker.oci.rootfs import RootfsError, check_image_path
 from pants_backend_nix_docker.oci.tags import TagError, check_template
 
 DEFAULT_CREATED = "1970-01-01T00:00:01Z"
@@ -426,27 +422,43 @@ class NixImagePathsToLinkField(StringSequenceField):
         return value
 
 
+def _thaw(value: Any) -> Any:
+    """The plain dicts and lists a frozen BUILD-file value was made from."""
+    if isinstance(value, FrozenDict):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
 class _AccountsField(Field):
-    """A dict in the BUILD file, parsed into hashable specs by `parse`."""
+    """A dict in the BUILD file, kept as written (so `pants peek` shows it as a dict) and validated
+    by `parse`, which also gives the hashable specs the rules use (`parsed`)."""
 
     default = None
     example: ClassVar[str]
+    value: Optional[FrozenDict[str, Any]]
 
     @staticmethod
     def parse(raw: Any) -> tuple:
         raise NotImplementedError
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Any], address: Address) -> tuple:
+    def compute_value(cls, raw_value: Optional[Any], address: Address) -> Optional[FrozenDict[str, Any]]:
         value = super().compute_value(raw_value, address)
         if value is None:
-            return ()
+            return None
         if not isinstance(value, dict):
             raise InvalidFieldTypeException(address, cls.alias, raw_value, expected_type=f"a dict, e.g. {cls.example}")
         try:
-            return cls.parse(value)
+            cls.parse(value)
         except RootfsError as e:
             raise _invalid(cls, address, value, str(e), f"For example {cls.example}.")
+        return FrozenDict.deep_freeze(value)
+
+    @property
+    def parsed(self) -> tuple:
+        return self.parse(_thaw(self.value)) if self.value is not None else ()
 
 
 class NixImageUsersField(_AccountsField):
@@ -461,7 +473,6 @@ class NixImageUsersField(_AccountsField):
         Example: `users={"app": 1000, "worker": {"uid": 1001, "groups": ["app"]}}`.
         """
     )
-    value: tuple[User, ...]
 
     @staticmethod
     def parse(raw: Any) -> tuple:
@@ -472,7 +483,6 @@ class NixImageGroupsField(_AccountsField):
     alias = "groups"
     example = '`groups={"staff": 2000}`'
     help = 'Extra groups for `/etc/group`, name to gid. Example: `groups={"staff": 2000}`.'
-    value: tuple[tuple[str, int], ...]
 
     @staticmethod
     def parse(raw: Any) -> tuple:
@@ -490,7 +500,6 @@ class NixImageDirectoriesField(_AccountsField):
         `directories={"/data": "app", "/var/cache/app": {"owner": "app", "group": "app", "mode": "0750"}}`.
         """
     )
-    value: tuple[DirectorySpec, ...]
 
     @staticmethod
     def parse(raw: Any) -> tuple:

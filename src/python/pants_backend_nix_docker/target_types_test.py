@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 import pytest
 from pants.engine.addresses import Address
 from pants.engine.target import InvalidFieldException, InvalidFieldTypeException
@@ -163,6 +166,26 @@ def test_bad_rootfs_values_name_target_field_and_fix(field, value, words: str) -
 def test_accounts_fields_want_dicts() -> None:
     with pytest.raises(InvalidFieldTypeException):
         NixImageUsersField(["app"], ADDRESS)
+
+
+def test_accounts_fields_keep_the_dict_as_written_and_parse_it_for_the_rules() -> None:
+    written = {"app": 1000, "worker": {"uid": 1001, "groups": ["app"]}}
+    field = NixImageUsersField(written, ADDRESS)
+    # What `pants peek` prints: the BUILD file's dict, not parsed objects.
+    assert isinstance(field.value, Mapping) and json.loads(json.dumps(_plain(field.value))) == written
+    assert [u.name for u in field.parsed] == ["app", "worker"]
+    assert NixImageUsersField(None, ADDRESS).value is None and NixImageUsersField(None, ADDRESS).parsed == ()
+    assert hash(field.value) == hash(NixImageUsersField(dict(written), ADDRESS).value)
+    directories = NixImageDirectoriesField({"/data": "app"}, ADDRESS)
+    assert dict(directories.value or {}) == {"/data": "app"} and len(directories.parsed) == 1
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 @pytest.mark.parametrize(

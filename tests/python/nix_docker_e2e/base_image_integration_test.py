@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nix_docker_bench.workspace import executed_processes
 from nix_docker_e2e.harness import (
     DockerRegistry,
     Repo,
@@ -174,3 +175,40 @@ def test_a_base_image_from_a_registry_pinned_by_digest(repo: Repo, tmp_path: Pat
     again = repo.root / "dist/testprojects.fromregistry/again.tar"
     assert layer_digests(again)[:3] == layer_digests(base)
     assert index_of(again)["manifests"][0]["digest"] == manifest_digest(again)
+
+
+def test_two_users_share_one_pulled_base_image(repo: Repo, tmp_path: Path) -> None:
+    """The pull's cache key is the reference and digest: where each user keeps registry settings
+    (HOME, XDG_RUNTIME_DIR, an auth file) reaches skopeo but not the key."""
+    base = repo.root / "testprojects/base/hello-base.tar"
+    caches = tmp_path / "caches"
+    with DockerRegistry(tmp_path / "registry") as registry:
+        pushed = run(
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                f"oci-archive:{base}:latest",
+                f"docker://{registry.address}/base/shared:1",
+            ]
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        reference = f"docker://{registry.address}/base/shared:1@{registry.pulled_digest('base/shared:1')}"
+        repo.write("testprojects/shared/BUILD", image_target("shared", reference))
+        pulls = []
+        for user in ("alice", "bob"):
+            home = tmp_path / user
+            (home / "run").mkdir(parents=True)
+            auth = home / "auth.json"
+            auth.write_text("{}")
+            result = repo.pants(
+                registry.pants_option(),
+                "--keep-sandboxes=always",
+                "package",
+                "testprojects/shared:shared",
+                caches=caches,
+                env={"HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"), "REGISTRY_AUTH_FILE": str(auth)},
+            ).assert_success()
+            pulls.append(sum(executed_processes(result.stderr, "Pulling base image").values()))
+    assert pulls == [1, 0]

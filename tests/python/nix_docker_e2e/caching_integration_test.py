@@ -71,6 +71,26 @@ def test_an_app_change_rebuilds_only_that_app_layer(repo: Repo, caches: Path, fi
     assert "layers: 1 built, 17 from the local cache" in result.stderr
 
 
+def test_an_edit_to_image_tool_code_leaves_store_layers_cached(repo: Repo, caches: Path, first_build) -> None:
+    # The root-filesystem layer and the archive are the image tool's; the store layers' key holds
+    # only the store-layer tool's sources.
+    plugin = repo.root / "src/python/pants_backend_nix_docker/oci"
+    originals = {name: (plugin / name).read_text() for name in ("rootfs.py", "archive.py")}
+    try:
+        for name, text in originals.items():
+            (plugin / name).write_text(text + "\n# an edit\n")
+        result = repo.pants(
+            "--keep-sandboxes=always", "package", "examples/monorepo:billing", caches=caches
+        ).assert_success()
+    finally:
+        for name, text in originals.items():
+            (plugin / name).write_text(text)
+    executed = executed_layer_processes(result.stderr)
+    assert not [d for d in executed if d.startswith("Building layers: ")], executed
+    # The edit reached the image tool: its layers were built again.
+    assert "Building layer: image root filesystem of examples/monorepo:billing" in executed, executed
+
+
 def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Path) -> None:
     from nix_docker_bench.buildgrid import BuildGrid
     from nix_docker_e2e.harness import REPO_FILES, sha256_file

@@ -142,7 +142,7 @@ def test_a_store_path_collected_under_its_layer(repo: Repo, tmp_path: Path, caps
     assert collected.returncode == 0, collected.stderr
 
     # What a layer process does when its path was collected after the closure was read.
-    from pants_backend_nix_docker.oci.tool import main
+    from pants_backend_nix_docker.oci.store_layer_tool import main
 
     assert (
         main(["layers", "--compression", "gzip", "--level", "1", "--out-dir", str(tmp_path / "out"), "--layer", path])

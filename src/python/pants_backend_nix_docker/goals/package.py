@@ -97,9 +97,9 @@ class NixDockerImageFieldSet(PackageFieldSet):
             closure_graph=self.closure_graph.value,
             app_dir=self.app_dir.value,
             customisation=Customisation(
-                users=self.users.value,
-                groups=self.groups.value,
-                directories=self.directories.value,
+                users=self.users.parsed,
+                groups=self.groups.parsed,
+                directories=self.directories.parsed,
                 tmp_dir=self.tmp_dir.value,
                 paths_to_link=self.paths_to_link.value or (),
                 usr_bin_env=self.usr_bin_env.value,

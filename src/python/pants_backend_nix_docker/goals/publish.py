@@ -44,8 +44,9 @@ from pants_backend_nix_docker.target_types import (
     NixImageSkipPushField,
     NixImageTagsField,
 )
-from pants_backend_nix_docker.util_rules.layer_tool import ImageToolPex
-from pants_backend_nix_docker.util_rules.skopeo import SKOPEO_ENV, SkopeoBinary
+from pants_backend_nix_docker.util_rules.binaries import SkopeoBinary
+from pants_backend_nix_docker.util_rules.skopeo import SKOPEO_ENV
+from pants_backend_nix_docker.util_rules.tools import ImageToolPex
 
 
 class PublishNixImageRequest(PublishRequest):
@@ -94,12 +95,7 @@ async def publish_nix_image(
             else ("(no registry: name one in `registries` or mark one `default` in [nix-docker].registries)")
         )
         return PublishProcesses([PublishPackages(names=tuple(f"{repository}:{t}" for t in tags), description=reason)])
-    if skopeo.path is None:
-        raise OptionsError(
-            f"{fs.address} is to be published, which needs `skopeo`, but it is not on [nix].executable_search_paths. "
-            "Install it: on Debian `apt-get install skopeo` (build-support/bootstrap/install-prerequisites.sh "
-            "does it), or point [nix].executable_search_paths at it."
-        )
+    skopeo_path = skopeo.program.require(f"publish {fs.address}")
 
     package = request.packages[0]
     relpath = built.relpath
@@ -112,7 +108,7 @@ async def publish_nix_image(
             jobs.append(PublishPackages(names=refs, description=f"(by `skip_push` on registry @{registry.alias})"))
             continue
         for tag, ref in zip(tags, refs):
-            argv = [skopeo.path, "copy", "--retry-times", "3", "--preserve-digests"]
+            argv = [skopeo_path, "copy", "--retry-times", "3", "--preserve-digests"]
             if not registry.tls_verify:
                 argv.append("--dest-tls-verify=false")
             if registry.cert_dir:

@@ -6,20 +6,18 @@ Arguments after `--` go to the image's entrypoint, as with `podman run IMAGE ARG
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
-from pants.core.util_rules.system_binaries import BashBinary, BinaryPathRequest, BinaryPaths, BinaryPathTest
+from pants.core.util_rules.system_binaries import BashBinary
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
-from pants.option.errors import OptionsError
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.goals.package import NixDockerImageFieldSet
-from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import ImageRuntime, NixDockerSubsystem
+from pants_backend_nix_docker.util_rules.binaries import DockerCliBinary, PodmanBinary, Program
 from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
 
 # The engines need to know who runs them and where their storage and configuration live.
@@ -40,24 +38,15 @@ _PASSED_ENV = (
 _LOAD_AND_RUN = 'set -e; "$1" load -q -i "$2" >/dev/null; engine="$1"; image="$3"; shift 3; exec "$engine" run "$@"'
 
 
-def choose_runtime(setting: str, podman: str | None, docker: str | None, docker_answers: bool) -> tuple[str, str]:
-    """(engine name, path to it) for `pants run`, or an error saying what to install or set."""
-    if setting == "docker" or (setting == "auto" and docker and docker_answers):
-        if not docker:
-            raise OptionsError(
-                "[nix-docker].runtime is 'docker', but `docker` is not on [nix].executable_search_paths. Install "
-                "it (on Debian `apt-get install docker.io`), or set runtime to 'podman' or 'auto'."
-            )
-        return "docker", docker
-    if podman:
-        return "podman", podman
-    wanted = "podman" if setting == "podman" else "podman (or docker with a running daemon)"
-    raise OptionsError(
-        f"`pants run` loads the image into {wanted}, and none was found on [nix].executable_search_paths"
-        + (" (docker is there, but its daemon does not answer)" if docker else "")
-        + ". Install podman: on Debian `apt-get install podman runc` (build-support/bootstrap/install-prerequisites.sh"
-        + " does it)."
-    )
+def choose_runtime(setting: str, podman: Program, docker: Program, docker_answers: bool) -> tuple[str, str]:
+    """(engine name, path to it) for `pants run`, or Pants' binary-not-found error saying what to
+    install or set."""
+    if setting == "docker" or (setting == "auto" and docker.path and docker_answers):
+        return "docker", docker.require(
+            "run images, as [nix-docker].runtime is 'docker' (or set it to 'podman' or 'auto')"
+        )
+    daemon = " (docker is there, but its daemon does not answer)" if setting == "auto" and docker.path else ""
+    return "podman", podman.require(f"run images{daemon}")
 
 
 def image_name(engine: str, repository: str, tag: str) -> str:
@@ -74,7 +63,6 @@ class NixDockerImageRunFieldSet(NixDockerImageFieldSet, RunFieldSet):
 async def run_nix_image(
     field_set: NixDockerImageRunFieldSet,
     settings: NixDockerSubsystem,
-    nix: NixSubsystem.EnvironmentAware,
     bash: BashBinary,
 ) -> RunRequest:
     if field_set.output_format.value != "archive":
@@ -83,28 +71,10 @@ async def run_nix_image(
             "`pants run` loads an archive into podman or docker. Leave `output_format` out (or set 'archive') to run "
             "it."
         )
-    # Only the engines the setting may pick are looked for.
-    wanted = {
-        ImageRuntime.auto: ("podman", "docker"),
-        ImageRuntime.podman: ("podman",),
-        ImageRuntime.docker: ("docker",),
-    }[settings.runtime]
-    # Binary lookups and the environment in one MultiGet; mypy cannot type its unpacking.
-    fetched: tuple[Any, ...] = await MultiGet(
-        *(
-            Get(
-                BinaryPaths,
-                BinaryPathRequest(
-                    binary_name=name, search_path=nix.executable_search_path, test=BinaryPathTest(["--version"])
-                ),
-            )
-            for name in wanted
-        ),
-        Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV)),
+    podman, docker, env = await MultiGet(
+        Get(PodmanBinary), Get(DockerCliBinary), Get(EnvironmentVars, EnvironmentVarsRequest(_PASSED_ENV))
     )
-    *found, env = fetched
-    paths = {name: (f.first_path.path if f.first_path else None) for name, f in zip(wanted, found)}
-    docker_path = paths.get("docker")
+    docker_path = docker.program.path
     docker_answers = False
     if docker_path and settings.runtime == ImageRuntime.auto:
         answer = await Get(
@@ -119,7 +89,7 @@ async def run_nix_image(
             ),
         )
         docker_answers = answer.exit_code == 0
-    engine, engine_path = choose_runtime(settings.runtime.value, paths.get("podman"), docker_path, docker_answers)
+    engine, engine_path = choose_runtime(settings.runtime.value, podman.program, docker.program, docker_answers)
     built = await Get(NixImage, NixImageRequest, field_set.image_request())
     image = image_name(engine, field_set.repository.value_or_default(field_set.address), built.tags[0])
     return RunRequest(

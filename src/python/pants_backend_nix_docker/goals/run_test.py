@@ -1,9 +1,21 @@
 from __future__ import annotations
 
 import pytest
-from pants.option.errors import OptionsError
+from pants.core.util_rules.system_binaries import BinaryNotFoundError, BinaryPathRequest
 
 from pants_backend_nix_docker.goals.run import choose_runtime, image_name
+from pants_backend_nix_docker.subsystems.programs import DockerCliSubsystem, PodmanSubsystem
+from pants_backend_nix_docker.util_rules.binaries import Program
+
+
+def found(name: str, path: str | None) -> Program:
+    subsystem = PodmanSubsystem if name == "podman" else DockerCliSubsystem
+    return Program(
+        BinaryPathRequest(binary_name=name, search_path=("/usr/bin",)),
+        path,
+        subsystem.install_hint,
+        subsystem.search_path_option(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -17,7 +29,7 @@ from pants_backend_nix_docker.goals.run import choose_runtime, image_name
     ],
 )
 def test_choose_runtime(setting, podman, docker, answers, expected) -> None:
-    assert choose_runtime(setting, podman, docker, answers) == expected
+    assert choose_runtime(setting, found("podman", podman), found("docker", docker), answers) == expected
 
 
 @pytest.mark.parametrize(
@@ -25,12 +37,15 @@ def test_choose_runtime(setting, podman, docker, answers, expected) -> None:
     [
         ("auto", None, "/usr/bin/docker", False, "its daemon does not answer"),
         ("auto", None, None, False, "apt-get install podman"),
+        ("podman", None, None, False, "[podman].executable_search_paths"),
         ("docker", "/usr/bin/podman", None, False, "runtime is 'docker'"),
+        ("docker", "/usr/bin/podman", None, False, "[docker-cli].executable_search_paths"),
     ],
 )
 def test_choose_runtime_errors(setting, podman, docker, answers, words) -> None:
-    with pytest.raises(OptionsError, match=words):
-        choose_runtime(setting, podman, docker, answers)
+    with pytest.raises(BinaryNotFoundError) as e:
+        choose_runtime(setting, found("podman", podman), found("docker", docker), answers)
+    assert words in str(e.value) and "Cannot find" in str(e.value)
 
 
 def test_image_names() -> None:

@@ -1,5 +1,11 @@
-"""The image tool: what Pants processes run to read base images and to push images.
+"""The image tool: what Pants processes run for everything about an image except store layers.
 
+    image_tool rootfs --spec spec.json --compression gzip --level 1 [--out-dir DIR]
+        writes the layer a RootfsSpec describes (users, directories, links, artifacts) as
+        blobs/sha256/<digest> and prints its stats; a spec that cannot be built exits 2 with
+        "FIELD<tab>message" on stderr
+    image_tool archive --layout DIR [--layout DIR...] --output image.tar
+        writes the OCI layout that the DIRs make together as one deterministic tar
     image_tool base --input PATH [--pin sha256:...] --output DIR
         reads a base image (OCI layout, OCI archive or docker archive), checks every layer against
         its digest, writes the layers to DIR/blobs/sha256/ and what the image is to DIR/base.json;
@@ -8,8 +14,9 @@
         runs skopeo (its output passes through) and, when it fails, says in plain words what
         went wrong and how to fix it
 
-A PEX of its own, apart from the layer tool: a change here must not change any layer's cache key.
-Only the standard library, the pinned wheels and the sibling modules are imported.
+A PEX of its own, apart from the store-layer tool (`store_layer_tool.py`), whose sources are part
+of every store layer's cache key: a change here must not change any of those keys. Only the
+standard library, the pinned wheels and the sibling modules are imported.
 """
 
 from __future__ import annotations
@@ -22,8 +29,13 @@ import subprocess
 import sys
 from typing import Sequence
 
+from pants_backend_nix_docker.oci.archive import build_archive
 from pants_backend_nix_docker.oci.base_image import BaseImageError, copy_layers, read_base_image, with_store_paths
+from pants_backend_nix_docker.oci.blob import write_blob
+from pants_backend_nix_docker.oci.compression import COMPRESSIONS
 from pants_backend_nix_docker.oci.registries import explain_failure
+from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
+from pants_backend_nix_docker.oci.tarball import TarError
 
 
 def read_base(path: str, pin: str | None, out_dir: str) -> None:
@@ -68,15 +80,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     push_parser.add_argument("--registry", required=True)
     push_parser.add_argument("--what", required=True)
     push_parser.add_argument("skopeo_argv", nargs=argparse.REMAINDER)
+    rootfs = commands.add_parser("rootfs", help="write the layer a root filesystem spec describes")
+    rootfs.add_argument("--spec", required=True)
+    rootfs.add_argument("--compression", choices=COMPRESSIONS, required=True)
+    rootfs.add_argument("--level", type=int, required=True)
+    rootfs.add_argument("--out-dir", default=".")
+    archive = commands.add_parser("archive", help="write an OCI layout directory as one tar")
+    archive.add_argument("--layout", action="append", required=True)
+    archive.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     if args.command == "push":
         skopeo_argv = args.skopeo_argv[1:] if args.skopeo_argv[:1] == ["--"] else args.skopeo_argv
         return push(args.registry, args.what, skopeo_argv)
     try:
-        read_base(args.input, args.pin, args.output)
-    except BaseImageError as e:
-        print(str(e), file=sys.stderr)
+        if args.command == "base":
+            read_base(args.input, args.pin, args.output)
+        elif args.command == "rootfs":
+            with open(args.spec) as f:
+                spec = RootfsSpec.from_json(json.load(f))
+            stats = write_blob(tar_entries(rootfs_nodes(spec)), args.compression, args.level, args.out_dir)
+            json.dump(stats, sys.stdout, sort_keys=True)
+        else:
+            build_archive(args.layout, args.output)
+    except (BaseImageError, RootfsError) as e:
+        print(f"{e.field}\t{e}" if isinstance(e, RootfsError) else str(e), file=sys.stderr)
         return 2
+    except (TarError, OSError) as e:
+        print(f"nix-docker-image-tool: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -270,7 +270,7 @@ layouts = st.dictionaries(
 def test_an_archive_is_the_union_of_its_layout_dirs_however_they_are_split(files: dict, rng) -> None:
     """The image archive: the OCI layout that several directories (the image's own files, the
     shared store blobs) make together, the same bytes however the files are spread over them."""
-    from pants_backend_nix_docker.oci.tool import build_archive
+    from pants_backend_nix_docker.oci.archive import build_archive
 
     global ARCHIVES_TRIED
     ARCHIVES_TRIED += 1

@@ -10,17 +10,19 @@ class NixDockerLayerTool(PythonToolBase):
     name = "nix-docker-layer-tool"
     help = softwrap(
         """
-        The program that writes layer tarballs and image archives inside Pants processes.
+        The pinned wheels of the two programs Pants processes run: the store-layer tool (writes
+        the layers of store paths) and the image tool (root-filesystem layers, archives, base
+        images, pushes).
 
-        It runs from a PEX built from a lockfile, so its compressors (ISA-L for gzip, zstandard
-        for zstd) are pinned wheels: the compressed bytes, and so the layer digests, are the same
-        on every machine, whatever zlib the host has.
+        Both run from PEXes built from this lockfile, so the compressors (ISA-L for gzip,
+        zstandard for zstd) are pinned wheels: the compressed bytes, and so the layer digests, are
+        the same on every machine, whatever zlib the host has.
         """
     )
 
     default_version = "isal==1.9.1"
     default_extra_requirements = ["zstandard==0.25.0"]
-    default_main = EntryPoint("pants_backend_nix_docker.oci.tool")
+    default_main = EntryPoint("pants_backend_nix_docker.oci.store_layer_tool")
     register_interpreter_constraints = True
     default_interpreter_constraints = ["CPython>=3.9,<3.12"]
     default_lockfile_resource = ("pants_backend_nix_docker.subsystems", "layer_tool.lock")

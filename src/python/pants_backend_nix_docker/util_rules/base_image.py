@@ -7,21 +7,23 @@ from dataclasses import dataclass
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
+from pants.core.util_rules.system_binaries import BashBinary
 from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST, Digest, DigestContents, DigestSubset, PathGlobs, RemovePrefix, Snapshot
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
-from pants.option.errors import OptionsError
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.oci.base_image import BaseImageError, BaseImageInfo, BaseImageSource, parse_base_image
 from pants_backend_nix_docker.oci.registries import explain_pull_failure, parse_registries, registry_for_host
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import NixImageBaseImageField
-from pants_backend_nix_docker.util_rules.layer_tool import ImageToolPex
-from pants_backend_nix_docker.util_rules.skopeo import SKOPEO_ENV, SkopeoBinary
+from pants_backend_nix_docker.util_rules.binaries import SkopeoBinary
+from pants_backend_nix_docker.util_rules.skopeo import SKOPEO_ENV
+from pants_backend_nix_docker.util_rules.tools import ImageToolPex
 
 # Where a pulled image lands in the pull's sandbox.
 _PULLED = "pulled"
@@ -54,27 +56,60 @@ def _field_error(request: BaseImageRequest, problem: str) -> InvalidFieldExcepti
     )
 
 
+# skopeo's settings reach the pull through a named cache, whose contents Pants does not hash:
+# the pull's key is then the reference and digest, the same for every user and CI job, so a base
+# image is pulled once per machine (and per fleet with a remote cache). The values are paths
+# (where credentials are), never secrets.
+_SKOPEO_ENV_CACHE = "nix_docker_skopeo_env"
+_SKOPEO_ENV_DIR = ".skopeo-env"
+_STAGE_ENV = (
+    'umask 077; tmp="$1/env.$$"; : > "$tmp"; for name in ' + " ".join(SKOPEO_ENV) + "; do "
+    'if [ -n "${!name+x}" ]; then printf "%s=%s\\0" "$name" "${!name}" >> "$tmp"; fi; done; '
+    'mv -f "$tmp" "$1/env"'
+)
+_LOAD_ENV_AND_RUN = 'while IFS= read -r -d "" kv; do export "$kv"; done < "$1/env" && shift && exec "$@"'
+
+
 async def _pull(request: BaseImageRequest, source: BaseImageSource, settings: NixDockerSubsystem) -> Digest:
-    # Looked up here, not as a rule parameter: a build with no registry base image needs no skopeo.
-    skopeo, env = await MultiGet(Get(SkopeoBinary), Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV)))
-    if skopeo.path is None:
-        raise OptionsError(
-            f"{request.address} builds on the registry image {request.value}, which needs `skopeo` to pull, "
-            "but it is not on [nix].executable_search_paths. Install it: on Debian `apt-get install skopeo` "
-            "(build-support/bootstrap/install-prerequisites.sh does it), or point [nix].executable_search_paths at it."
-        )
+    # Looked up here, not as rule parameters: a build with no registry base image needs no skopeo.
+    skopeo, bash, env = await MultiGet(
+        Get(SkopeoBinary), Get(BashBinary), Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV))
+    )
+    skopeo_path = skopeo.program.require(f"pull {request.value}, the base image of {request.address}")
     assert source.reference and source.registry_host
     registry = registry_for_host(source.registry_host, parse_registries(settings.registries))
-    argv = [skopeo.path, "copy", "--quiet", "--retry-times", "3", "--preserve-digests"]
+    argv = [skopeo_path, "copy", "--quiet", "--retry-times", "3", "--preserve-digests"]
     if not registry.tls_verify:
         argv.append("--src-tls-verify=false")
     if registry.cert_dir:
         argv.append(f"--src-cert-dir={registry.cert_dir}")
+    caches = FrozenDict({_SKOPEO_ENV_CACHE: _SKOPEO_ENV_DIR})
+    await Get(
+        ProcessResult,
+        Process(
+            (bash.path, "-c", _STAGE_ENV, "stage", _SKOPEO_ENV_DIR),
+            env=env,
+            append_only_caches=caches,
+            description="Handing skopeo this user's registry settings",
+            level=LogLevel.DEBUG,
+            # The user's environment now, so never reused from another run.
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
     result = await Get(
         FallibleProcessResult,
         Process(
-            (*argv, f"docker://{source.pull_reference}", f"oci:{_PULLED}:base"),
-            env=env,
+            (
+                bash.path,
+                "-c",
+                _LOAD_ENV_AND_RUN,
+                "pull",
+                _SKOPEO_ENV_DIR,
+                *argv,
+                f"docker://{source.pull_reference}",
+                f"oci:{_PULLED}:base",
+            ),
+            append_only_caches=caches,
             output_directories=(_PULLED,),
             description=f"Pulling base image {source.reference}",
             level=LogLevel.DEBUG,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from pants_backend_nix_docker.subsystems.nix import NixSubsystem
+from pants_backend_nix_docker.util_rules.binaries import DotBinary
 
 
 @dataclass(frozen=True)
@@ -29,20 +28,19 @@ class ClosureGraph:
 
 
 @rule(desc="Drawing a closure graph", level=LogLevel.DEBUG)
-async def draw_closure_graph(request: ClosureGraphRequest, nix: NixSubsystem.EnvironmentAware) -> ClosureGraph:
+async def draw_closure_graph(request: ClosureGraphRequest) -> ClosureGraph:
     if not request.dot_path:
         return ClosureGraph(EMPTY_DIGEST, ())
-    dot_file = await Get(Digest, CreateDigest([FileContent(request.dot_path, request.dot_source.encode())]))
-    dot = await Get(
-        BinaryPaths,
-        BinaryPathRequest(binary_name="dot", search_path=nix.executable_search_path, test=BinaryPathTest(["-V"])),
+    dot_file, dot = await MultiGet(
+        Get(Digest, CreateDigest([FileContent(request.dot_path, request.dot_source.encode())])), Get(DotBinary)
     )
-    if dot.first_path is None:
+    if dot.program.path is None:
+        # The SVG is a convenience: the .dot file is the graph.
         return ClosureGraph(dot_file, (request.dot_path,))
     svg = await Get(
         ProcessResult,
         Process(
-            (dot.first_path.path, "-Tsvg", "-o", request.svg_path, request.dot_path),
+            (dot.program.path, "-Tsvg", "-o", request.svg_path, request.dot_path),
             input_digest=dot_file,
             output_files=(request.svg_path,),
             description=f"Drawing {request.svg_path}",

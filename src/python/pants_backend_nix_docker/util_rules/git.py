@@ -1,16 +1,13 @@
-"""The build root's git revision, for `{git_revision}` in image tags."""
+"""The build root's git revision, for `{git_revision}` in image tags, from Pants' own git support."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pants.base.build_root import BuildRoot
-from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.core.util_rules.system_binaries import GitBinaryException
+from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
-
-from pants_backend_nix_docker.subsystems.nix import NixSubsystem
+from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 
 @dataclass(frozen=True)
@@ -22,32 +19,18 @@ class GitRevision:
 
 
 @rule(desc="Reading the git revision", level=LogLevel.DEBUG)
-async def git_revision(build_root: BuildRoot, nix: NixSubsystem.EnvironmentAware) -> GitRevision:
-    git = await Get(BinaryPaths, BinaryPathRequest(binary_name="git", search_path=nix.executable_search_path))
-    if git.first_path is None:
-        return GitRevision(None, "`git` is not on [nix].executable_search_paths")
-    git_path = git.first_path.path
-
-    def process(*args: str, what: str) -> Process:
-        # The answer is about the work tree now: once per run, never persisted.
-        return Process(
-            (git_path, "-C", build_root.path, *args),
-            description=what,
-            level=LogLevel.DEBUG,
-            cache_scope=ProcessCacheScope.PER_SESSION,
-        )
-
-    head, status = await MultiGet(
-        Get(FallibleProcessResult, Process, process("rev-parse", "--short=12", "HEAD", what="Reading the git HEAD")),
-        Get(
-            FallibleProcessResult,
-            Process,
-            process("status", "--porcelain", "--untracked-files=no", what="Checking the git work tree"),
-        ),
-    )
-    if head.exit_code != 0 or status.exit_code != 0:
-        return GitRevision(None, f"the build root is not a git checkout with a commit ({head.stderr.decode().strip()})")
-    return GitRevision("dev" if status.stdout.strip() else head.stdout.decode().strip())
+async def git_revision() -> GitRevision:
+    # Pants asks git again on every run (a work tree is never cached), as `--changed-since` does.
+    maybe = await Get(MaybeGitWorktree, GitWorktreeRequest())
+    worktree = maybe.git_worktree
+    if worktree is None:
+        return GitRevision(None, "the build root is not in a git work tree, or `git` is not installed")
+    try:
+        head = worktree.commit_id
+        changed = worktree.changed_files()
+    except GitBinaryException as e:
+        return GitRevision(None, f"the build root is not a git checkout with a commit ({e})")
+    return GitRevision("dev" if changed else head[:12])
 
 
 def rules():

@@ -62,7 +62,6 @@ from pants_backend_nix_docker.util_rules.image_policy import (
     check_layer_budget,
     check_size,
 )
-from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
 from pants_backend_nix_docker.util_rules.layers import (
     BuiltLayer,
     RootfsLayerRequest,
@@ -71,6 +70,7 @@ from pants_backend_nix_docker.util_rules.layers import (
 )
 from pants_backend_nix_docker.util_rules.nix import ClosureRequest
 from pants_backend_nix_docker.util_rules.realise import RealisedInstallable, RealiseRequest
+from pants_backend_nix_docker.util_rules.tools import ImageToolPex
 
 STORE_BLOBS_DIR = "store-layers"
 
@@ -149,7 +149,7 @@ def _field_error(address: Address, error: RootfsError, value: object) -> Invalid
     )
 
 
-async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest, output_path: str) -> Digest:
+async def _write_archive(tool: ImageToolPex, layout: Digest, store_blobs: Digest, output_path: str) -> Digest:
     """One deterministic .tar of the layout; the shared store blobs come in as an immutable input."""
     archive_process = await Get(
         Process,
@@ -160,8 +160,11 @@ async def _write_archive(tool: LayerToolPex, layout: Digest, store_blobs: Digest
             output_files=(output_path,),
             description=f"Writing image archive {output_path}",
             level=LogLevel.DEBUG,
-            # The archive is a pure function of the layout's bytes.
-            cache_scope=ProcessCacheScope.SUCCESSFUL,
+            # A pure function of the layout's bytes, but never persisted: a cache entry would be
+            # every layer's bytes again, uploaded to a remote cache for each image (Pants 2.17
+            # has no local-only scope), while writing it again from blobs already in the local
+            # store costs about as much as fetching it. pantsd still memoises it between runs.
+            cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
         ),
     )
     archive = await Get(
@@ -257,7 +260,7 @@ async def _render_tags(request: NixImageRequest, closure: Closure) -> tuple[str,
 
 
 @rule(desc="Building a Nix image", level=LogLevel.DEBUG)
-async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem, tool: LayerToolPex) -> NixImage:
+async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem, tool: ImageToolPex) -> NixImage:
     settings.validate()
     address, custom = request.address, request.customisation
     if request.base_image is None:

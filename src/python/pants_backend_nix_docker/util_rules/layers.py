@@ -24,7 +24,7 @@ from pants_backend_nix_docker.nix.closure import store_path_name
 from pants_backend_nix_docker.oci.compression import BlobStats
 from pants_backend_nix_docker.oci.image_json import blob_path
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
-from pants_backend_nix_docker.util_rules.layer_tool import LayerToolPex
+from pants_backend_nix_docker.util_rules.tools import ImageToolPex, StoreLayerToolPex
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ async def _layer_process(request: VenvPexProcess, settings: NixDockerSubsystem) 
 
 @rule(desc="Building store layers", level=LogLevel.DEBUG)
 async def build_store_layers(
-    request: StoreLayerBatchRequest, tool: LayerToolPex, settings: NixDockerSubsystem
+    request: StoreLayerBatchRequest, tool: StoreLayerToolPex, settings: NixDockerSubsystem
 ) -> StoreLayerBatch:
     argv = ["layers", "--compression", request.compression, "--level", str(request.level)]
     for layer in request.layers:
@@ -129,7 +129,7 @@ async def build_store_layers(
 
 @rule(desc="Building an image-specific layer", level=LogLevel.DEBUG)
 async def build_rootfs_layer(
-    request: RootfsLayerRequest, tool: LayerToolPex, settings: NixDockerSubsystem
+    request: RootfsLayerRequest, tool: ImageToolPex, settings: NixDockerSubsystem
 ) -> BuiltLayer:
     spec = await Get(Digest, CreateDigest([FileContent("rootfs-spec.json", request.spec_json)]))
     inputs = await Get(Digest, MergeDigests([spec, request.inputs]))

@@ -37,7 +37,6 @@ from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.installables import parse_installable, source_files
 from pants_backend_nix_docker.nix.path_literals import ParsedNixFile, literal_line, parse_path_literals
-from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
     NIX_SOURCE_EXTENSIONS,
@@ -47,7 +46,7 @@ from pants_backend_nix_docker.target_types import (
     NixSourceDependenciesField,
     NixSourceField,
 )
-from pants_backend_nix_docker.util_rules.binaries import first_on_search_path
+from pants_backend_nix_docker.util_rules.nix import NixBinaries
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +120,8 @@ class NixInstantiateBinary:
 
 
 @rule(desc="Finding nix-instantiate", level=LogLevel.DEBUG)
-async def find_nix_instantiate(nix: NixSubsystem.EnvironmentAware) -> NixInstantiateBinary:
-    path = await first_on_search_path("nix-instantiate", nix.executable_search_path)
+async def find_nix_instantiate(nix: NixBinaries) -> NixInstantiateBinary:
+    path = nix.nix_instantiate
     if path is None:
         # Said once per run here, not once per Nix file.
         logger.warning(

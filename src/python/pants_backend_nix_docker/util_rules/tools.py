@@ -1,4 +1,5 @@
-"""The layer and image tools as runnable PEXes: our pure `oci` modules plus the pinned wheels."""
+"""The store-layer tool and the image tool as runnable PEXes: our pure `oci` modules plus the
+pinned wheels of the `[nix-docker-layer-tool]` resolve."""
 
 from __future__ import annotations
 
@@ -13,37 +14,43 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 
 _PACKAGE = "pants_backend_nix_docker"
-# What each tool imports; both stay free of Pants imports to run outside Pants. Each layer's cache
-# key holds the layer tool's sources, so they hold only what layers need.
-_LAYER_TOOL_MODULES = (
+# What each tool imports; both stay free of Pants imports to run outside Pants. Every store
+# layer's cache key holds the store-layer tool's sources, so they are only what store layers need
+# (a test checks its imports against this list).
+STORE_LAYER_TOOL_MODULES = (
     "__init__.py",
     "oci/__init__.py",
+    "oci/blob.py",
     "oci/compression.py",
-    "oci/rootfs.py",
+    "oci/store_layer_tool.py",
     "oci/tarball.py",
-    "oci/tool.py",
 )
-_IMAGE_TOOL_MODULES = (
+IMAGE_TOOL_MODULES = (
     "__init__.py",
     "oci/__init__.py",
+    "oci/archive.py",
     "oci/base_image.py",
+    "oci/blob.py",
     "oci/compression.py",
     "oci/image_json.py",
     "oci/image_tool.py",
     "oci/registries.py",
+    "oci/rootfs.py",
+    "oci/tarball.py",
 )
 
 
 @dataclass(frozen=True)
-class LayerToolPex:
-    """Writes layers and archives (`oci/tool.py`)."""
+class StoreLayerToolPex:
+    """Writes the layers of store paths (`oci/store_layer_tool.py`)."""
 
     pex: VenvPex
 
 
 @dataclass(frozen=True)
 class ImageToolPex:
-    """Reads base images and pushes images (`oci/image_tool.py`); the same pinned wheels."""
+    """Writes root-filesystem layers and archives, reads base images, pushes
+    (`oci/image_tool.py`); the same pinned wheels."""
 
     pex: VenvPex
 
@@ -60,13 +67,13 @@ async def _tool_pex(tool: NixDockerLayerTool, modules: tuple[str, ...], main: st
 
 
 @rule
-async def build_layer_tool(tool: NixDockerLayerTool) -> LayerToolPex:
-    return LayerToolPex(await _tool_pex(tool, _LAYER_TOOL_MODULES, f"{_PACKAGE}.oci.tool"))
+async def build_store_layer_tool(tool: NixDockerLayerTool) -> StoreLayerToolPex:
+    return StoreLayerToolPex(await _tool_pex(tool, STORE_LAYER_TOOL_MODULES, f"{_PACKAGE}.oci.store_layer_tool"))
 
 
 @rule
 async def build_image_tool(tool: NixDockerLayerTool) -> ImageToolPex:
-    return ImageToolPex(await _tool_pex(tool, _IMAGE_TOOL_MODULES, f"{_PACKAGE}.oci.image_tool"))
+    return ImageToolPex(await _tool_pex(tool, IMAGE_TOOL_MODULES, f"{_PACKAGE}.oci.image_tool"))
 
 
 def rules():

@@ -1,0 +1,47 @@
+"""The store-layer tool: what Pants processes run to write the layers of Nix store paths.
+
+    store_layer_tool layers --compression gzip --level 1 --layer /nix/store/<hash>-a /nix/store/<hash>-b --layer ...
+        writes one blobs/sha256/<digest> per --layer and prints a JSON list of their
+        {"digest", "size", "diff_id", "uncompressed_size"}
+
+Its sources are part of every store layer's cache key, locally and in a remote cache, so it holds
+only what store layers need: the tar writer, the pinned compressors and this entry point. The
+root-filesystem layer, the archive writer, base images and pushes are the image tool's
+(`image_tool.py`): an edit to them leaves every store layer cached. Only the standard library,
+the pinned compressors and the sibling modules are imported: this runs from a PEX, outside Pants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from pants_backend_nix_docker.oci.blob import write_blob
+from pants_backend_nix_docker.oci.compression import COMPRESSIONS
+from pants_backend_nix_docker.oci.tarball import TarError, store_layer_entries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nix-docker-store-layer-tool")
+    commands = parser.add_subparsers(dest="command", required=True)
+    layers = commands.add_parser("layers", help="write layer blobs of store paths")
+    layers.add_argument("--compression", choices=COMPRESSIONS, required=True)
+    layers.add_argument("--level", type=int, required=True)
+    layers.add_argument("--out-dir", default=".")
+    layers.add_argument("--layer", nargs="+", action="append", required=True, metavar="STORE_PATH")
+    args = parser.parse_args(argv)
+    try:
+        stats = [
+            write_blob(store_layer_entries(paths), args.compression, args.level, args.out_dir) for paths in args.layer
+        ]
+    except (TarError, OSError) as e:
+        print(f"nix-docker-store-layer-tool: {e}", file=sys.stderr)
+        return 1
+    json.dump(stats, sys.stdout, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
