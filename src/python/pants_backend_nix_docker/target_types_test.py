@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from pants.engine.addresses import Address
@@ -36,7 +37,6 @@ from pants_backend_nix_docker.target_types import (
 )
 
 ADDRESS = Address("examples/hello", target_name="image")
-INPUTS_TRIED: list = []
 
 # field, bad value, words the message must contain (besides the target and the field's alias)
 BAD_VALUES = [
@@ -82,40 +82,38 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("field,value,words", BAD_VALUES)
 def test_bad_values_name_target_field_and_fix(field, value, words: str) -> None:
-    INPUTS_TRIED.append((field.alias, value))
     with pytest.raises(InvalidFieldException) as e:
         field(value, ADDRESS)
     message = str(e.value)
     assert str(ADDRESS) in message and field.alias in message and words in message
 
 
-@pytest.mark.parametrize(
-    "field,value",
-    [
-        (NixImageExposedPortsField, "8080"),
-        (NixImagePackagesField, "nixpkgs#hello"),
-        (NixImagePackagesField, [3]),
-        (NixImageMaxLayersField, "3"),
-        (NixImageMaxLayersField, 2.5),
-        (NixImageEntrypointField, "/bin/sh -c x"),
-        (NixImageCmdField, [["nested"]]),
-        (NixImageEnvField, ["A=B"]),
-        (NixImageLabelsField, {"a": 1}),
-        (NixImageBaseImageField, ["base.tar"]),
-        (NixImageRegistriesField, "@ci"),
-        (NixImageTagsField, "latest"),
-        (NixImageVolumesField, "/data"),
-        (NixImageTmpDirField, "yes"),
-        (NixImageCaCertificatesField, "true"),
-        (NixImageClosureGraphField, 1),
-        (NixImageSkipPushField, "no"),
-        (NixImageUsrBinEnvField, "yes"),
-        (NixImageForbiddenReferencesField, "*-gcc-*"),
-        (NixImageGroupsField, ["wheel"]),
-    ],
-)
+WRONG_TYPES = [
+    (NixImageExposedPortsField, "8080"),
+    (NixImagePackagesField, "nixpkgs#hello"),
+    (NixImagePackagesField, [3]),
+    (NixImageMaxLayersField, "3"),
+    (NixImageMaxLayersField, 2.5),
+    (NixImageEntrypointField, "/bin/sh -c x"),
+    (NixImageCmdField, [["nested"]]),
+    (NixImageEnvField, ["A=B"]),
+    (NixImageLabelsField, {"a": 1}),
+    (NixImageBaseImageField, ["base.tar"]),
+    (NixImageRegistriesField, "@ci"),
+    (NixImageTagsField, "latest"),
+    (NixImageVolumesField, "/data"),
+    (NixImageTmpDirField, "yes"),
+    (NixImageCaCertificatesField, "true"),
+    (NixImageClosureGraphField, 1),
+    (NixImageSkipPushField, "no"),
+    (NixImageUsrBinEnvField, "yes"),
+    (NixImageForbiddenReferencesField, "*-gcc-*"),
+    (NixImageGroupsField, ["wheel"]),
+]
+
+
+@pytest.mark.parametrize("field,value", WRONG_TYPES)
 def test_wrong_types_are_rejected(field, value) -> None:
-    INPUTS_TRIED.append((field.alias, value))
     with pytest.raises(InvalidFieldTypeException):
         field(value, ADDRESS)
 
@@ -156,7 +154,6 @@ ROOTFS_BAD_VALUES = [
 
 @pytest.mark.parametrize("field,value,words", ROOTFS_BAD_VALUES)
 def test_bad_rootfs_values_name_target_field_and_fix(field, value, words: str) -> None:
-    INPUTS_TRIED.append((field.alias, value))
     with pytest.raises(InvalidFieldException) as e:
         field(value, ADDRESS)
     message = str(e.value)
@@ -188,12 +185,11 @@ def _plain(value):
     return value
 
 
-@pytest.mark.parametrize(
-    "field,value",
-    [(NixImageLayeringField, "random"), (NixImageOutputFormatField, "zip")],
-)
+BAD_CHOICES = [(NixImageLayeringField, "random"), (NixImageOutputFormatField, "zip")]
+
+
+@pytest.mark.parametrize("field,value", BAD_CHOICES)
 def test_unknown_choices_list_the_valid_ones(field, value) -> None:
-    INPUTS_TRIED.append((field.alias, value))
     with pytest.raises(InvalidFieldException) as e:
         field(value, ADDRESS)
     message = str(e.value)
@@ -201,11 +197,14 @@ def test_unknown_choices_list_the_valid_ones(field, value) -> None:
     assert all(choice in message for choice in field.valid_choices)
 
 
-def test_the_matrix_ran() -> None:
-    # Runs last in this file: how many bad values every field was given, all refused clearly.
-    fields = sorted({alias for alias, _ in INPUTS_TRIED})
+def test_the_matrix_is_wide() -> None:
+    # Each value above is a test case of its own, refused with a clear error; this counts them
+    # from the lists, so it holds whichever tests run, and in any order.
+    cases: list[tuple[Any, ...]] = [*BAD_VALUES, *WRONG_TYPES, *ROOTFS_BAD_VALUES, *BAD_CHOICES]
+    tried = [(case[0].alias, case[1]) for case in cases]
+    fields = sorted({alias for alias, _ in tried})
     print(
-        f"FIGURE: bad input matrix: {len(INPUTS_TRIED)} bad values over {len(fields)} fields ({', '.join(fields)}), 0 "
-        "accepted"
+        f"FIGURE: bad input matrix: {len(tried)} bad values over {len(fields)} fields ({', '.join(fields)}), each "
+        "a test case that must be refused"
     )
-    assert len(INPUTS_TRIED) >= 60
+    assert len(tried) >= 60

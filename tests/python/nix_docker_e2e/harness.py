@@ -42,10 +42,17 @@ class Repo:
         return cls(dest)
 
     def pants(
-        self, *args: str, caches: Path | None = None, env: dict[str, str] | None = None, timeout: int = 900
+        self,
+        *args: str,
+        caches: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: int = 900,
+        pantsd: bool = False,
     ) -> PantsResult:
-        """Run `./pants --no-pantsd ARGS`; with `caches`, Pants starts from empty local caches there."""
-        options = ["--no-pantsd", "--no-dynamic-ui"]
+        """Run `./pants --no-pantsd ARGS`; with `caches`, Pants starts from empty local caches there.
+        With `pantsd`, the run uses (and leaves running) this copy's pantsd, as users run Pants:
+        stop it with `./pants kill-pantsd`."""
+        options = ["--pantsd" if pantsd else "--no-pantsd", "--no-dynamic-ui"]
         if caches is not None:
             options += [f"--local-store-dir={caches}/lmdb_store", f"--named-caches-dir={caches}/named_caches"]
         for attempt in range(2):

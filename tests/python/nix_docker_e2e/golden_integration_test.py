@@ -1,0 +1,72 @@
+"""Golden digests: a fixed input, made by the test and added to the Nix store, must give exactly
+these bytes. The other determinism tests compare the code with itself; these compare it with the
+bytes it made when they were written down, so a change that alters every image fails here.
+
+A failure here is a decision, not noise: if the change to the bytes is intended, update the
+digests and say in CHANGELOG.md which images change and why (a minor or major release).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nix_docker_e2e.harness import Repo, layer_digests, manifest_digest
+from pants_backend_nix_docker.oci.store_layer_tool import main as store_layer_tool
+
+# Content-addressed: the same files give the same store path on every machine.
+STORE_PATH = "/nix/store/ixshkln0myp4nvs8yx4lhbgaijis5fn2-golden-tool-1.0"
+
+# The tar (the diff_id) is the same whatever the compression; each compressed blob is pinned too.
+GOLDEN_DIFF_ID = "sha256:b07bb6776f392a71cddc52e9e16ad490d688cc3ea4c39866802f353c9cd12d33"
+GOLDEN_LAYERS = {
+    ("gzip", 1): "sha256:90e767e6eb5c3c496289b3d046d6c26d23c424090ff5987871651aa714a50d0c",
+    ("gzip", 3): "sha256:5410ee5c7c52e46d87b0473a15cb0bddafdb41b39218fc6717bcef934287eae2",
+    ("zstd", 3): "sha256:3b52f628d8d4cffe3198171a4d89eb52b155caa92e00d965ed523640916b64f1",
+}
+GOLDEN_IMAGE_MANIFEST = "sha256:85eb58e98000096121cb0436193e6fe7ee15f923dcf2c6b8751202c1b36aee6e"
+GOLDEN_IMAGE_LAYERS = [
+    GOLDEN_LAYERS[("gzip", 1)],  # the store path (the default compression)
+    "sha256:09d981b0ea61c2f19524cc9591e78759159c06408827fd38c507f09f251cad1a",  # its root filesystem
+]
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("golden") / "golden-tool-1.0"
+    (root / "bin").mkdir(parents=True)
+    (root / "share").mkdir()
+    (root / "bin/golden").write_text("#!/bin/sh\necho golden\n")
+    (root / "bin/golden").chmod(0o555)
+    (root / "share/README").write_text("a fixed input for golden digests\n")
+    (root / "share/link").symlink_to("../bin/golden")
+    added = subprocess.run(["nix-store", "--add", str(root)], capture_output=True, text=True, check=True)
+    assert added.stdout.strip() == STORE_PATH
+    return STORE_PATH
+
+
+@pytest.mark.parametrize("compression, level", sorted(GOLDEN_LAYERS))
+def test_a_store_layer_has_its_golden_digest(
+    store_path: str, compression: str, level: int, tmp_path: Path, capsys
+) -> None:
+    argv = ["layers", "--compression", compression, "--level", str(level), "--out-dir", str(tmp_path)]
+    assert store_layer_tool([*argv, "--layer", store_path]) == 0
+    (stats,) = json.loads(capsys.readouterr().out)
+    assert stats["diff_id"] == GOLDEN_DIFF_ID, stats
+    assert stats["digest"] == GOLDEN_LAYERS[(compression, level)], stats
+
+
+def test_an_image_has_its_golden_manifest(store_path: str, tmp_path: Path) -> None:
+    repo = Repo.copy_to(tmp_path / "repo")
+    repo.write(
+        "testprojects/golden/BUILD",
+        f'nix_docker_image(name="image", packages=["{store_path}"], entrypoint=["/bin/golden"], '
+        'users={"app": 1000}, user="app")\n',
+    )
+    repo.pants("package", "testprojects/golden:image").assert_success()
+    archive = repo.root / "dist/testprojects.golden/image.tar"
+    assert layer_digests(archive) == GOLDEN_IMAGE_LAYERS
+    assert manifest_digest(archive) == GOLDEN_IMAGE_MANIFEST
