@@ -1,0 +1,384 @@
+"""What an image will be, decided by pure functions: `build_nix_image` fetches what they name and
+writes what they return.
+
+- `installables_to_realise`: the request's packages (and the CA bundle's package);
+- `plan_image`: from the fetched facts (realised outputs, closure, artifacts, base image), the
+  config, root filesystem, layers and their batches, file names, SBOM, with the policies checked;
+- `assemble_image`: from the built layers and rendered tags, the OCI files and the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.target import InvalidFieldException
+
+from pants_backend_nix_docker.nix import report as report_lib
+from pants_backend_nix_docker.nix.closure import Closure
+from pants_backend_nix_docker.nix.installables import (
+    Installable,
+    PackageRefError,
+    package_ref_table,
+    parse_installable,
+    substitute_package_refs,
+)
+from pants_backend_nix_docker.oci import layering
+from pants_backend_nix_docker.oci import tags as tags_lib
+from pants_backend_nix_docker.oci.base_image import BaseImageInfo, merge_config
+from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
+from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
+from pants_backend_nix_docker.oci.image_json import (
+    ANNOTATION_BASE_DIGEST,
+    ANNOTATION_BASE_NAME,
+    ANNOTATION_SBOM_DIGEST,
+    ANNOTATION_SBOM_MEDIA_TYPE,
+    ContainerConfig,
+    Descriptor,
+    ImageFiles,
+    LayerInfo,
+    blob_path,
+    canonical_json,
+    image_files,
+    sha256_digest,
+)
+from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec
+from pants_backend_nix_docker.target_types import (
+    NixImageCmdField,
+    NixImageDependenciesField,
+    NixImageEntrypointField,
+    NixImageEnvField,
+    NixImageTagsField,
+    NixImageWorkingDirField,
+)
+from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts
+from pants_backend_nix_docker.util_rules.closure_graph import ClosureGraphRequest
+from pants_backend_nix_docker.util_rules.image_policy import (
+    check_config_references,
+    check_forbidden,
+    check_layer_budget,
+    check_size,
+)
+from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRequest
+
+NO_GRAPH = ClosureGraphRequest("", "", "")
+
+
+@dataclass(frozen=True)
+class NixImageRequest:
+    """Everything an image is made of, already validated by the target's fields."""
+
+    address: Address
+    packages: tuple[str, ...]
+    dependencies: NixImageDependenciesField
+    base_image: str | None
+    forbidden_references: tuple[str, ...]
+    max_image_size: int | None
+    closure_graph: bool
+    app_dir: str
+    customisation: Customisation
+    container: ContainerConfig
+    repository: str
+    tags: tuple[str, ...]
+    max_layers: int
+    layering: str | None  # None: [nix-docker].layering
+    created: str
+    output_format: str  # "archive" or "layout"
+    output_path: str
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """The `[nix-docker]` options an image's plan reads."""
+
+    cacert_package: str
+    compression: str
+    level: int
+    layering: str
+    layer_buckets: int
+    layer_alone_above: int
+
+
+@dataclass(frozen=True)
+class Realised:
+    installable: Installable
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the rule fetched before planning: the packages' outputs (in `packages` order, then the
+    CA bundle's package when there is one), the closure of all of them, the Pants artifacts and
+    the base image."""
+
+    realised: tuple[Realised, ...]
+    has_cacert: bool
+    closure: Closure
+    artifacts: ImageArtifacts
+    base_info: BaseImageInfo | None
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    roots: tuple[str, ...]
+    container: ContainerConfig
+    rootfs_spec: RootfsSpec
+    own_layers: tuple[RootfsLayerRequest, ...]  # root filesystem, then artifacts: the top layers
+    store_layers: tuple[tuple[str, ...], ...]  # store paths of each layer, bottom to top
+    batches: tuple[tuple[tuple[str, ...], ...], ...]  # the store layers grouped into processes
+    created: str  # `now` resolved, once
+    sbom: bytes
+    report_path: str
+    sbom_path: str
+    graph: ClosureGraphRequest
+    needs_git_revision: bool
+
+
+@dataclass(frozen=True)
+class AssembledImage:
+    files: ImageFiles
+    layers: tuple[BuiltLayer, ...]  # the image's own, bottom to top
+    report: Mapping[str, Any]
+
+
+def field_error(address: Address, error: RootfsError, value: object) -> InvalidFieldException:
+    return InvalidFieldException(
+        f"The {error.field!r} field in target {address} has an invalid value {value!r}: {error}."
+    )
+
+
+def check_request(request: NixImageRequest) -> None:
+    """What can be checked before anything is fetched."""
+    if request.base_image is None:
+        # With a base image, the user may come from the base's /etc/passwd.
+        try:
+            check_user(request.container.user, request.customisation)
+        except RootfsError as e:
+            raise field_error(request.address, e, request.container.user)
+
+
+def installables_to_realise(request: NixImageRequest, cacert_package: str) -> tuple[tuple[Installable, str], ...]:
+    """(installable, directory it is relative to): relative flake references resolve against the
+    BUILD file's directory, the option's CA bundle package against the build root."""
+    spec_path = request.address.spec_path
+    wanted = [(parse_installable(raw, spec_path), spec_path) for raw in request.packages]
+    if request.customisation.ca_certificates:
+        wanted.append((parse_installable(cacert_package, ""), ""))
+    return tuple(wanted)
+
+
+def resolve_created(value: str, now: datetime) -> str:
+    if value == "now":
+        return now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def substitute_config(address: Address, container: ContainerConfig, table: Mapping[str, str | None]) -> ContainerConfig:
+    """Replace `${pkgs.NAME}` everywhere a store path may be written."""
+
+    def sub(field: str, text: str) -> str:
+        try:
+            return substitute_package_refs(text, dict(table))
+        except PackageRefError as e:
+            raise InvalidFieldException(
+                f"The {field!r} field in target {address} has an invalid value {text!r}: {e}. "
+                "Use the attribute name of one of the image's `packages`."
+            )
+
+    return dataclasses.replace(
+        container,
+        entrypoint=tuple(sub(NixImageEntrypointField.alias, s) for s in container.entrypoint),
+        cmd=tuple(sub(NixImageCmdField.alias, s) for s in container.cmd),
+        env=tuple((k, sub(NixImageEnvField.alias, v)) for k, v in container.env),
+        working_dir=sub(NixImageWorkingDirField.alias, container.working_dir) if container.working_dir else None,
+    )
+
+
+def _own_layers(
+    request: NixImageRequest, rootfs_spec: RootfsSpec, artifacts: ImageArtifacts, compression: str, level: int
+) -> tuple[RootfsLayerRequest, ...]:
+    """Stable customisation below, the artifacts that change every commit on top: an app change
+    rebuilds and re-ships one small layer."""
+    layers = []
+    if not rootfs_spec.is_empty():
+        spec = canonical_json(rootfs_spec.to_json())
+        layers.append(
+            RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, compression, level, "image root filesystem")
+        )
+    if not artifacts.is_empty:
+        spec = canonical_json(RootfsSpec(nodes=artifacts.nodes).to_json())
+        layers.append(
+            RootfsLayerRequest(
+                request.address, spec, artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"
+            )
+        )
+    return tuple(layers)
+
+
+def _sbom(request: NixImageRequest, closure: Closure, roots: tuple[str, ...], created: str) -> bytes:
+    return canonical_json(
+        report_lib.spdx_document(
+            # Not the address: two targets with the same inputs make the same image.
+            name=request.repository,
+            namespace=f"https://pants-nix-docker.invalid/spdx/{request.repository}/{tags_lib.closure_hash(closure.paths)}",
+            created=created,
+            closure=closure,
+            roots=roots,
+        )
+    )
+
+
+def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSettings, now: datetime) -> ImagePlan:
+    """Everything about the image that its built layers do not decide; raises the field errors of
+    the policies that the facts can already break."""
+    address, custom, closure, base_info = request.address, request.customisation, facts.closure, facts.base_info
+    roots = tuple(path for r in facts.realised for path in r.outputs)
+    check_forbidden(address, closure, roots, request.forbidden_references)
+    container = substitute_config(
+        address, request.container, package_ref_table([(r.installable, r.outputs) for r in facts.realised])
+    )
+    check_config_references(address, container, closure)
+
+    packages = facts.realised[:-1] if facts.has_cacert else facts.realised
+    cacert_root = facts.realised[-1].outputs[0] if facts.has_cacert else None
+    if cacert_root and not any(k == "SSL_CERT_FILE" for k, _ in container.env):
+        container = dataclasses.replace(container, env=(*container.env, ("SSL_CERT_FILE", cacert_root + CA_BUNDLE)))
+    if base_info:
+        container = merge_config(base_info.config, container)
+    try:
+        rootfs_spec = customisation_spec(custom, [r.outputs[0] for r in packages], cacert_root)
+    except RootfsError as e:
+        raise field_error(address, e, getattr(custom, e.field, None))
+
+    own_layers = _own_layers(request, rootfs_spec, facts.artifacts, settings.compression, settings.level)
+    base_layers = base_info.layers if base_info else ()
+    # What the base already ships is not shipped again: a store path is the same bytes anywhere.
+    to_layer = closure.without(path for layer in base_layers for path in layer.store_paths)
+    budget = check_layer_budget(address, request.max_layers, len(base_layers), len(own_layers), bool(to_layer.paths))
+    store_layers = (
+        layering.plan_store_layers(to_layer, budget, request.layering or settings.layering) if to_layer.paths else ()
+    )
+    sizes = {path: info.nar_size for path, info in closure.paths.items()}
+    batches = layering.batch_layers(store_layers, sizes, settings.layer_buckets, settings.layer_alone_above)
+
+    created = resolve_created(request.created, now)
+    out = request.output_path
+    stem = out[: -len(".tar")] if out.endswith(".tar") else out
+    return ImagePlan(
+        roots=roots,
+        container=container,
+        rootfs_spec=rootfs_spec,
+        own_layers=own_layers,
+        store_layers=tuple(tuple(layer) for layer in store_layers),
+        batches=batches,
+        created=created,
+        sbom=_sbom(request, closure, roots, created),
+        report_path=f"{stem}.report.json",
+        sbom_path=f"{stem}.spdx.json",
+        graph=(
+            ClosureGraphRequest(report_lib.closure_dot(closure, roots), f"{stem}.closure.dot", f"{stem}.closure.svg")
+            if request.closure_graph
+            else NO_GRAPH
+        ),
+        needs_git_revision=any("git_revision" in tags_lib.placeholders_in(t) for t in request.tags),
+    )
+
+
+def render_tags(
+    request: NixImageRequest, closure: Closure, git_revision: str | None, git_problem: str
+) -> tuple[str, ...]:
+    values = {
+        "closure_hash": tags_lib.closure_hash(closure.paths),
+        "repository": tags_lib.repository_value(request.repository),
+        "git_revision": git_revision or "",
+    }
+    if git_revision is None and any("git_revision" in tags_lib.placeholders_in(t) for t in request.tags):
+        raise InvalidFieldException(
+            f"The {NixImageTagsField.alias!r} field in target {request.address} uses {{git_revision}}, but "
+            f"{git_problem}. Build from a git checkout, or drop the placeholder."
+        )
+    try:
+        return tuple(tags_lib.render(t, values) for t in request.tags)
+    except tags_lib.TagError as e:
+        raise InvalidFieldException(f"The {NixImageTagsField.alias!r} field in target {request.address}: {e}.")
+
+
+def _annotations(sbom: bytes, base_name: str | None, base_info: BaseImageInfo | None) -> dict[str, str]:
+    # The image says which SBOM describes it (the SBOM sits next to it in dist/), and what it is built on.
+    annotations = {ANNOTATION_SBOM_DIGEST: sha256_digest(sbom), ANNOTATION_SBOM_MEDIA_TYPE: "application/spdx+json"}
+    if base_info:
+        annotations[ANNOTATION_BASE_DIGEST] = base_info.manifest_digest
+        if base_name:
+            annotations[ANNOTATION_BASE_NAME] = base_name
+    return annotations
+
+
+def _report_layers(base_info: BaseImageInfo | None, layers: tuple[BuiltLayer, ...]) -> list[report_lib.ReportLayer]:
+    return [
+        *(
+            report_lib.ReportLayer(layer.digest, layer.size, None, "base image layer", layer.store_paths)
+            for layer in (base_info.layers if base_info else ())
+        ),
+        *(
+            report_lib.ReportLayer(
+                layer.stats.digest, layer.stats.size, layer.stats.uncompressed_size, layer.created_by, layer.store_paths
+            )
+            for layer in layers
+        ),
+    ]
+
+
+def assemble_image(
+    request: NixImageRequest,
+    plan: ImagePlan,
+    facts: ImageFacts,
+    settings: ImageSettings,
+    store_layers: tuple[BuiltLayer, ...],
+    own_layers: tuple[BuiltLayer, ...],
+    tags: tuple[str, ...],
+    base_name: str | None,
+) -> AssembledImage:
+    """The OCI files (config, manifest, index) and the report; raises when the image is over its
+    `max_image_size`."""
+    base_info = facts.base_info
+    by_paths = {layer.store_paths: layer for layer in store_layers}
+    layers = (*(by_paths[tuple(sorted(paths))] for paths in plan.store_layers), *own_layers)
+    media_type = MEDIA_TYPES[settings.compression]
+    files = image_files(
+        [
+            *(
+                LayerInfo(Descriptor(layer.media_type, layer.digest, layer.size), layer.diff_id, None)
+                for layer in (base_info.layers if base_info else ())
+            ),
+            *(
+                LayerInfo(
+                    Descriptor(media_type, layer.stats.digest, layer.stats.size), layer.stats.diff_id, layer.created_by
+                )
+                for layer in layers
+            ),
+        ],
+        plan.container,
+        plan.created,
+        request.repository,
+        tags,
+        annotations=_annotations(plan.sbom, base_name, base_info),
+        base_history=base_info.history if base_info else (),
+    )
+    report = report_lib.image_report(
+        address=str(request.address),
+        repository=request.repository,
+        tags=tags,
+        manifest_digest=files.manifest_digest,
+        config_size=len(files.files[blob_path(files.config_digest)]),
+        manifest_size=len(files.files[blob_path(files.manifest_digest)]),
+        layers=_report_layers(base_info, layers),
+        closure=facts.closure,
+        roots=plan.roots,
+        referenced_by=report_lib.referenced_by(plan.container.to_json(), plan.rootfs_spec.store_links()),
+    )
+    check_size(request.address, report, request.max_image_size)
+    return AssembledImage(files, layers, report)
