@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Iterable, Optional
 
@@ -15,6 +16,7 @@ from pants.engine.target import (
     Dependencies,
     DictStringToStringField,
     Field,
+    FieldSet,
     IntField,
     InvalidFieldException,
     InvalidFieldTypeException,
@@ -689,43 +691,50 @@ class NixImageBaseImageField(StringField):
         return value
 
 
+@dataclass(frozen=True)
+class NixImageFields(FieldSet):
+    """Every field of a `nix_docker_image`, declared once: the target type's fields are these, and
+    the goals read an image from them (`util_rules/image_plan.py: NixImageRequest`)."""
+
+    required_fields = (NixImagePackagesField,)
+
+    packages: NixImagePackagesField
+    dependencies: NixImageDependenciesField
+    base_image: NixImageBaseImageField
+    forbidden_references: NixImageForbiddenReferencesField
+    max_image_size: NixImageMaxImageSizeField
+    closure_graph: NixImageClosureGraphField
+    entrypoint: NixImageEntrypointField
+    cmd: NixImageCmdField
+    env: NixImageEnvField
+    working_dir: NixImageWorkingDirField
+    exposed_ports: NixImageExposedPortsField
+    volumes: NixImageVolumesField
+    user: NixImageUserField
+    labels: NixImageLabelsField
+    repository: NixImageRepositoryField
+    image_tags: NixImageTagsField
+    max_layers: NixImageMaxLayersField
+    layering: NixImageLayeringField
+    created: NixImageCreatedField
+    app_dir: NixImageAppDirField
+    paths_to_link: NixImagePathsToLinkField
+    users: NixImageUsersField
+    groups: NixImageGroupsField
+    directories: NixImageDirectoriesField
+    tmp_dir: NixImageTmpDirField
+    ca_certificates: NixImageCaCertificatesField
+    usr_bin_env: NixImageUsrBinEnvField
+    bin_sh: NixImageBinShField
+    output_format: NixImageOutputFormatField
+    output_path: NixImageOutputPathField
+    registries: NixImageRegistriesField
+    skip_push: NixImageSkipPushField
+
+
 class NixDockerImageTarget(Target):
     alias = "nix_docker_image"
-    core_fields = (
-        *COMMON_TARGET_FIELDS,
-        NixImagePackagesField,
-        NixImageDependenciesField,
-        NixImageBaseImageField,
-        NixImageForbiddenReferencesField,
-        NixImageMaxImageSizeField,
-        NixImageClosureGraphField,
-        NixImageEntrypointField,
-        NixImageCmdField,
-        NixImageEnvField,
-        NixImageWorkingDirField,
-        NixImageExposedPortsField,
-        NixImageVolumesField,
-        NixImageUserField,
-        NixImageLabelsField,
-        NixImageRepositoryField,
-        NixImageTagsField,
-        NixImageMaxLayersField,
-        NixImageLayeringField,
-        NixImageCreatedField,
-        NixImageAppDirField,
-        NixImagePathsToLinkField,
-        NixImageUsersField,
-        NixImageGroupsField,
-        NixImageDirectoriesField,
-        NixImageTmpDirField,
-        NixImageCaCertificatesField,
-        NixImageUsrBinEnvField,
-        NixImageBinShField,
-        NixImageOutputFormatField,
-        NixImageOutputPathField,
-        NixImageRegistriesField,
-        NixImageSkipPushField,
-    )
+    core_fields = (*COMMON_TARGET_FIELDS, *NixImageFields.fields.values())
     help = help_text(
         """
         A reproducible, layered OCI image of the runtime closure of Nix packages.

@@ -57,6 +57,14 @@ def image_target(name: str, base: str, package: str = "busybox", **fields: str) 
     )
 
 
+def push(archive: Path, registry: DockerRegistry, name: str) -> str:
+    """Push an OCI archive to the test registry as NAME (repository:tag); return its digest there."""
+    target = f"docker://{registry.address}/{name}"
+    pushed = run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci-archive:{archive}:latest", target])
+    assert pushed.returncode == 0, pushed.stderr
+    return registry.pulled_digest(name)
+
+
 def test_an_image_on_a_base_archive(repo: Repo, tmp_path: Path) -> None:
     base = repo.root / "testprojects/base/hello-base.tar"
     repo.write("testprojects/base/BUILD", image_target("on-file", f"hello-base.tar@{manifest_digest(base)}"))
@@ -132,18 +140,7 @@ def test_bad_base_images(repo: Repo, value: str, fields: dict, words: list[str])
 def test_a_base_image_from_a_registry_pinned_by_digest(repo: Repo, tmp_path: Path) -> None:
     base = repo.root / "testprojects/base/hello-base.tar"
     with DockerRegistry(tmp_path / "registry") as registry:
-        pushed = run(
-            [
-                "skopeo",
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                f"oci-archive:{base}:latest",
-                f"docker://{registry.address}/base/hello:1",
-            ]
-        )
-        assert pushed.returncode == 0, pushed.stderr
-        digest = registry.pulled_digest("base/hello:1")
+        digest = push(base, registry, "base/hello:1")
         reference = f"docker://{registry.address}/base/hello:1@{digest}"
         repo.write(
             "testprojects/fromregistry/BUILD",
@@ -183,18 +180,7 @@ def test_two_users_share_one_pulled_base_image(repo: Repo, tmp_path: Path) -> No
     base = repo.root / "testprojects/base/hello-base.tar"
     caches = tmp_path / "caches"
     with DockerRegistry(tmp_path / "registry") as registry:
-        pushed = run(
-            [
-                "skopeo",
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                f"oci-archive:{base}:latest",
-                f"docker://{registry.address}/base/shared:1",
-            ]
-        )
-        assert pushed.returncode == 0, pushed.stderr
-        reference = f"docker://{registry.address}/base/shared:1@{registry.pulled_digest('base/shared:1')}"
+        reference = f"docker://{registry.address}/base/shared:1@{push(base, registry, 'base/shared:1')}"
         repo.write("testprojects/shared/BUILD", image_target("shared", reference))
         pulls = []
         for user in ("alice", "bob"):

@@ -3,6 +3,7 @@ inputs changed, in a scratch copy of the repository made a git repository."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -135,6 +136,10 @@ def test_tailor_adds_nix_sources_where_nix_files_have_none(repo: Repo, tmp_path:
 def test_nix_sources_in_peek_and_filedeps(repo: Repo) -> None:
     peek = repo.pants("peek", "build-support/nix:nix").assert_success().stdout
     assert '"target_type": "nix_sources"' in peek
+    # Dict fields show as the BUILD file writes them.
+    (image,) = json.loads(repo.pants("peek", "examples/python-app:image").assert_success().stdout)
+    assert image["users"] == {"app": 1000}
+    assert image["directories"] == {"/data": {"owner": "app", "mode": "0750"}}
     filedeps = repo.pants("filedeps", "--transitive", "testprojects/solo:image").assert_success().stdout.split()
     assert {"testprojects/solo/solo.nix", "build-support/nix/lib.nix", "testprojects/solo/greeting.txt"} <= set(
         filedeps

@@ -13,119 +13,18 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.report import human_size
-from pants_backend_nix_docker.oci.customisation import Customisation
-from pants_backend_nix_docker.oci.image_json import ContainerConfig
-from pants_backend_nix_docker.target_types import (
-    NixImageAppDirField,
-    NixImageBaseImageField,
-    NixImageBinShField,
-    NixImageCaCertificatesField,
-    NixImageClosureGraphField,
-    NixImageCmdField,
-    NixImageCreatedField,
-    NixImageDependenciesField,
-    NixImageDirectoriesField,
-    NixImageEntrypointField,
-    NixImageEnvField,
-    NixImageExposedPortsField,
-    NixImageForbiddenReferencesField,
-    NixImageGroupsField,
-    NixImageLabelsField,
-    NixImageLayeringField,
-    NixImageMaxImageSizeField,
-    NixImageMaxLayersField,
-    NixImageOutputFormatField,
-    NixImageOutputPathField,
-    NixImagePackagesField,
-    NixImagePathsToLinkField,
-    NixImageRepositoryField,
-    NixImageTagsField,
-    NixImageTmpDirField,
-    NixImageUserField,
-    NixImageUsersField,
-    NixImageUsrBinEnvField,
-    NixImageVolumesField,
-    NixImageWorkingDirField,
-)
-from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
+from pants_backend_nix_docker.target_types import NixImageFields
+from pants_backend_nix_docker.util_rules.image import NixImage
+from pants_backend_nix_docker.util_rules.image_plan import NixImageRequest
 from pants_backend_nix_docker.util_rules.layers import BuiltLayer
 
 
 @dataclass(frozen=True)
-class NixDockerImageFieldSet(PackageFieldSet):
-    required_fields = (NixImagePackagesField,)
-
-    packages: NixImagePackagesField
-    entrypoint: NixImageEntrypointField
-    cmd: NixImageCmdField
-    env: NixImageEnvField
-    working_dir: NixImageWorkingDirField
-    exposed_ports: NixImageExposedPortsField
-    volumes: NixImageVolumesField
-    user: NixImageUserField
-    labels: NixImageLabelsField
-    repository: NixImageRepositoryField
-    image_tags: NixImageTagsField
-    max_layers: NixImageMaxLayersField
-    layering: NixImageLayeringField
-    created: NixImageCreatedField
-    output_path: NixImageOutputPathField
-    output_format: NixImageOutputFormatField
-    dependencies: NixImageDependenciesField
-    base_image: NixImageBaseImageField
-    forbidden_references: NixImageForbiddenReferencesField
-    max_image_size: NixImageMaxImageSizeField
-    closure_graph: NixImageClosureGraphField
-    app_dir: NixImageAppDirField
-    paths_to_link: NixImagePathsToLinkField
-    users: NixImageUsersField
-    groups: NixImageGroupsField
-    directories: NixImageDirectoriesField
-    tmp_dir: NixImageTmpDirField
-    ca_certificates: NixImageCaCertificatesField
-    usr_bin_env: NixImageUsrBinEnvField
-    bin_sh: NixImageBinShField
+class NixDockerImageFieldSet(NixImageFields, PackageFieldSet):
+    required_fields = NixImageFields.required_fields
 
     def image_request(self) -> NixImageRequest:
-        return NixImageRequest(
-            address=self.address,
-            packages=self.packages.value or (),
-            dependencies=self.dependencies,
-            base_image=self.base_image.value,
-            forbidden_references=self.forbidden_references.value or (),
-            max_image_size=self.max_image_size.value,
-            closure_graph=self.closure_graph.value,
-            app_dir=self.app_dir.value,
-            customisation=Customisation(
-                users=self.users.parsed,
-                groups=self.groups.parsed,
-                directories=self.directories.parsed,
-                tmp_dir=self.tmp_dir.value,
-                paths_to_link=self.paths_to_link.value or (),
-                usr_bin_env=self.usr_bin_env.value,
-                bin_sh=self.bin_sh.value,
-                ca_certificates=self.ca_certificates.value,
-            ),
-            container=ContainerConfig(
-                entrypoint=self.entrypoint.value or (),
-                cmd=self.cmd.value or (),
-                env=tuple((self.env.value or {}).items()),
-                working_dir=self.working_dir.value,
-                exposed_ports=self.exposed_ports.value,
-                volumes=self.volumes.value or (),
-                user=self.user.value,
-                labels=tuple((self.labels.value or {}).items()),
-            ),
-            repository=self.repository.value_or_default(self.address),
-            tags=self.image_tags.value or (),
-            max_layers=self.max_layers.value,
-            layering=self.layering.value,
-            created=self.created.value,
-            output_format=self.output_format.value,
-            output_path=self.output_path.value_or_default(
-                file_ending="tar" if self.output_format.value == "archive" else None
-            ),
-        )
+        return NixImageRequest.of(self)
 
 
 @dataclass(frozen=True)

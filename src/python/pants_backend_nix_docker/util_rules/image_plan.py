@@ -52,6 +52,7 @@ from pants_backend_nix_docker.target_types import (
     NixImageDependenciesField,
     NixImageEntrypointField,
     NixImageEnvField,
+    NixImageFields,
     NixImageTagsField,
     NixImageWorkingDirField,
 )
@@ -70,25 +71,107 @@ NO_GRAPH = ClosureGraphRequest("", "", "")
 
 @dataclass(frozen=True)
 class NixImageRequest:
-    """Everything an image is made of, already validated by the target's fields."""
+    """An image's fields, as the plan reads them: each property says what one field (or a group
+    of them) means. Made from the target's fields alone, so two goals asking for one image ask
+    the same request."""
 
-    address: Address
-    packages: tuple[str, ...]
-    dependencies: NixImageDependenciesField
-    base_image: str | None
-    forbidden_references: tuple[str, ...]
-    max_image_size: int | None
-    closure_graph: bool
-    app_dir: str
-    customisation: Customisation
-    container: ContainerConfig
-    repository: str
-    tags: tuple[str, ...]
-    max_layers: int
-    layering: str | None  # None: [nix-docker].layering
-    created: str
-    output_format: str  # "archive" or "layout"
-    output_path: str
+    fields: NixImageFields
+
+    @classmethod
+    def of(cls, field_set: NixImageFields) -> NixImageRequest:
+        # A goal's field set subclasses NixImageFields; the request holds the plain fields.
+        return cls(NixImageFields(**{f.name: getattr(field_set, f.name) for f in dataclasses.fields(NixImageFields)}))
+
+    @property
+    def address(self) -> Address:
+        return self.fields.address
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return self.fields.packages.value or ()
+
+    @property
+    def dependencies(self) -> NixImageDependenciesField:
+        return self.fields.dependencies
+
+    @property
+    def base_image(self) -> str | None:
+        return self.fields.base_image.value
+
+    @property
+    def forbidden_references(self) -> tuple[str, ...]:
+        return self.fields.forbidden_references.value or ()
+
+    @property
+    def max_image_size(self) -> int | None:
+        return self.fields.max_image_size.value
+
+    @property
+    def closure_graph(self) -> bool:
+        return self.fields.closure_graph.value
+
+    @property
+    def app_dir(self) -> str:
+        return self.fields.app_dir.value
+
+    @property
+    def customisation(self) -> Customisation:
+        f = self.fields
+        return Customisation(
+            users=f.users.parsed,
+            groups=f.groups.parsed,
+            directories=f.directories.parsed,
+            tmp_dir=f.tmp_dir.value,
+            paths_to_link=f.paths_to_link.value or (),
+            usr_bin_env=f.usr_bin_env.value,
+            bin_sh=f.bin_sh.value,
+            ca_certificates=f.ca_certificates.value,
+        )
+
+    @property
+    def container(self) -> ContainerConfig:
+        f = self.fields
+        return ContainerConfig(
+            entrypoint=f.entrypoint.value or (),
+            cmd=f.cmd.value or (),
+            env=tuple((f.env.value or {}).items()),
+            working_dir=f.working_dir.value,
+            exposed_ports=f.exposed_ports.value,
+            volumes=f.volumes.value or (),
+            user=f.user.value,
+            labels=tuple((f.labels.value or {}).items()),
+        )
+
+    @property
+    def repository(self) -> str:
+        return self.fields.repository.value_or_default(self.address)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.fields.image_tags.value or ()
+
+    @property
+    def max_layers(self) -> int:
+        return self.fields.max_layers.value
+
+    @property
+    def layering(self) -> str | None:
+        """None: [nix-docker].layering."""
+        return self.fields.layering.value
+
+    @property
+    def created(self) -> str:
+        return self.fields.created.value
+
+    @property
+    def output_format(self) -> str:
+        """ "archive" or "layout"."""
+        return self.fields.output_format.value
+
+    @property
+    def output_path(self) -> str:
+        archive = self.output_format == "archive"
+        return self.fields.output_path.value_or_default(file_ending="tar" if archive else None)
 
 
 @dataclass(frozen=True)

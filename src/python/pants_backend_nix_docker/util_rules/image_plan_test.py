@@ -11,10 +11,10 @@ from pants.engine.target import InvalidFieldException
 
 from pants_backend_nix_docker.nix.closure import Closure, StorePath
 from pants_backend_nix_docker.nix.installables import parse_installable
-from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation
-from pants_backend_nix_docker.oci.image_json import ContainerConfig
+from pants_backend_nix_docker.oci.customisation import CA_BUNDLE
 from pants_backend_nix_docker.oci.layering import POPULARITY
-from pants_backend_nix_docker.target_types import NixImageDependenciesField
+from pants_backend_nix_docker.oci.rootfs import Node
+from pants_backend_nix_docker.target_types import NixDockerImageTarget, NixImageFields
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts
 from pants_backend_nix_docker.util_rules.image_plan import (
     NO_GRAPH,
@@ -42,28 +42,10 @@ HELLO = store_path("hello-2.12", GLIBC.path)
 CACERT = store_path("cacert-3.9")
 
 
-def request(**overrides) -> NixImageRequest:
-    fields = dict(
-        address=ADDRESS,
-        packages=("//nix/pkgs.nix#hello",),
-        dependencies=NixImageDependenciesField(None, ADDRESS),
-        base_image=None,
-        forbidden_references=(),
-        max_image_size=None,
-        closure_graph=False,
-        app_dir="/app",
-        customisation=Customisation(),
-        container=ContainerConfig(entrypoint=("${pkgs.hello}/bin/hello",)),
-        repository="hello",
-        tags=("latest",),
-        max_layers=100,
-        layering=None,
-        created="1970-01-01T00:00:01Z",
-        output_format="archive",
-        output_path="app/image.tar",
-    )
-    fields.update(overrides)
-    return NixImageRequest(**fields)  # type: ignore[arg-type]
+def request(**fields) -> NixImageRequest:
+    """The request of a `nix_docker_image` target with these BUILD-file fields."""
+    written = {"packages": ["//nix/pkgs.nix#hello"], "entrypoint": ["${pkgs.hello}/bin/hello"], **fields}
+    return NixImageRequest.of(NixImageFields.create(NixDockerImageTarget(written, ADDRESS)))
 
 
 def facts(req: NixImageRequest) -> ImageFacts:
@@ -71,7 +53,10 @@ def facts(req: NixImageRequest) -> ImageFacts:
     by_name = {"hello": HELLO, "cacert": CACERT}
     realised = tuple(Realised(i, (by_name[i.name].path,)) for i, _ in wanted)
     paths = {p.path: p for p in (GLIBC, HELLO, *((CACERT,) if req.customisation.ca_certificates else ()))}
-    return ImageFacts(realised, len(wanted) > len(req.packages), Closure(paths), ImageArtifacts(EMPTY_DIGEST, ()), None)
+    app = (Node("/app/app.pex", "file", 0o555),)
+    return ImageFacts(
+        realised, len(wanted) > len(req.packages), Closure(paths), ImageArtifacts(EMPTY_DIGEST, app), None
+    )
 
 
 def test_a_plan_names_layers_batches_files_and_the_resolved_config() -> None:
@@ -82,8 +67,9 @@ def test_a_plan_names_layers_batches_files_and_the_resolved_config() -> None:
     # Every store path in a layer, each once; the big glibc alone in its batch.
     assert sorted(p for layer in plan.store_layers for p in layer) == sorted([GLIBC.path, HELLO.path])
     assert ((GLIBC.path,),) in plan.batches
-    assert [r.created_by for r in plan.own_layers] == ["image root filesystem"]  # /tmp
+    assert [r.created_by for r in plan.own_layers] == ["image root filesystem", "Pants artifacts in /app"]
     assert (plan.report_path, plan.sbom_path, plan.graph) == ("app/image.report.json", "app/image.spdx.json", NO_GRAPH)
+    assert req.output_path == "app/image.tar"
     assert plan.created == "1970-01-01T00:00:01Z" and not plan.needs_git_revision
 
 
@@ -95,34 +81,31 @@ def test_now_is_resolved_once_for_config_and_sbom() -> None:
 
 
 def test_the_ca_bundle_package_sets_ssl_cert_file_unless_the_image_does() -> None:
-    req = request(customisation=Customisation(ca_certificates=True))
+    req = request(ca_certificates=True)
     assert installables_to_realise(req, SETTINGS.cacert_package)[-1] == (
         parse_installable(SETTINGS.cacert_package, ""),
         "",
     )
     plan = plan_image(req, facts(req), SETTINGS, NOW)
     assert ("SSL_CERT_FILE", CACERT.path + CA_BUNDLE) in plan.container.env
-    own = request(
-        customisation=Customisation(ca_certificates=True),
-        container=ContainerConfig(env=(("SSL_CERT_FILE", "/etc/mine.pem"),)),
-    )
+    own = request(ca_certificates=True, env={"SSL_CERT_FILE": "/etc/mine.pem"})
     assert dict(plan_image(own, facts(own), SETTINGS, NOW).container.env)["SSL_CERT_FILE"] == "/etc/mine.pem"
 
 
 def test_policies_stop_the_plan_with_field_errors() -> None:
-    forbidden = request(forbidden_references=("*-glibc-*",))
+    forbidden = request(forbidden_references=["*-glibc-*"])
     with pytest.raises(InvalidFieldException, match="forbidden_references"):
         plan_image(forbidden, facts(forbidden), SETTINGS, NOW)
-    unknown = request(container=ContainerConfig(entrypoint=("${pkgs.nope}/bin/x",)))
+    unknown = request(entrypoint=["${pkgs.nope}/bin/x"])
     with pytest.raises(InvalidFieldException, match="names no package"):
         plan_image(unknown, facts(unknown), SETTINGS, NOW)
-    tight = request(max_layers=1)
+    tight = request(max_layers=2)  # the root filesystem and the app take both
     with pytest.raises(InvalidFieldException, match="max_layers"):
         plan_image(tight, facts(tight), SETTINGS, NOW)
 
 
 def test_tags_render_and_need_a_revision_only_when_they_name_one() -> None:
-    req = request(tags=("{git_revision}", "c-{closure_hash}"))
+    req = request(image_tags=["{git_revision}", "c-{closure_hash}"])
     plan = plan_image(req, facts(req), SETTINGS, NOW)
     assert plan.needs_git_revision
     tags = render_tags(req, facts(req).closure, "3f2a9c1d0b4e", "")
