@@ -12,7 +12,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from pants_backend_nix_docker.nix.report import human_size
+from pants_backend_nix_docker.nix.sizes import human_size
 from pants_backend_nix_docker.target_types import NixImageFields
 from pants_backend_nix_docker.util_rules.image import NixImage
 from pants_backend_nix_docker.util_rules.image_plan import NixImageRequest

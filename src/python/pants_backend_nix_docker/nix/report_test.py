@@ -5,22 +5,16 @@ import hashlib
 import pytest
 
 from pants_backend_nix_docker.nix.closure import Closure, StorePath
-from pants_backend_nix_docker.nix.report import (
-    ReportLayer,
-    closure_dot,
+from pants_backend_nix_docker.nix.graph import closure_dot
+from pants_backend_nix_docker.nix.references import (
     config_references,
     file_references,
     forbidden_paths,
-    image_report,
-    largest_paths,
     matches,
-    name_and_version,
-    nar_hash_hex,
-    render_report,
-    render_why,
     shortest_chains,
-    spdx_document,
 )
+from pants_backend_nix_docker.nix.report import ReportLayer, image_report, largest_paths, render_report, render_why
+from pants_backend_nix_docker.nix.sbom import name_and_version, nar_hash_hex, spdx_document
 
 
 def sp(name: str) -> str:
@@ -74,10 +68,11 @@ def test_why_and_forbidden_give_the_chain() -> None:
         layers=[],
         closure=c,
         roots=[APP],
+        chains=shortest_chains(c, [APP]),
     )
     [(path, info)] = largest_paths(report, "gcc-*")
     assert path == GCC and tuple(info["chain"]) == (APP, PY, GCC)
-    [(pattern, path, chain)] = forbidden_paths(c, [APP], ["*-gcc-*", "ghc-*"])
+    [(pattern, path, chain)] = forbidden_paths(c, shortest_chains(c, [APP]), ["*-gcc-*", "ghc-*"])
     assert (pattern, path, chain) == ("*-gcc-*", GCC, (APP, PY, GCC))
 
 
@@ -100,6 +95,7 @@ def test_report_sizes_add_up_and_render_in_100_columns() -> None:
         layers=layers,
         closure=c,
         roots=[APP],
+        chains=shortest_chains(c, [APP]),
     )
     assert report["image"]["size"] == 900 + 700 + sum(layer.size for layer in layers)
     assert report["totals"]["nar_size"] == sum(p["nar_size"] for p in report["store_paths"].values())
@@ -180,6 +176,7 @@ def test_why_rendering_shows_the_chain_and_who_names_it() -> None:
         layers=layers,
         closure=c,
         roots=[APP],
+        chains=shortest_chains(c, [APP]),
         referenced_by={PY: ["config Entrypoint"]},
     )
     text = render_why(report, "python3-*")

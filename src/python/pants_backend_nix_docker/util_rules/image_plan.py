@@ -20,6 +20,7 @@ from pants.engine.target import InvalidFieldException
 
 from pants_backend_nix_docker.nix import report as report_lib
 from pants_backend_nix_docker.nix.closure import Closure
+from pants_backend_nix_docker.nix.graph import closure_dot
 from pants_backend_nix_docker.nix.installables import (
     Installable,
     PackageRefError,
@@ -27,6 +28,8 @@ from pants_backend_nix_docker.nix.installables import (
     parse_installable,
     substitute_package_refs,
 )
+from pants_backend_nix_docker.nix.references import referenced_by, shortest_chains
+from pants_backend_nix_docker.nix.sbom import spdx_document
 from pants_backend_nix_docker.oci import layering
 from pants_backend_nix_docker.oci import tags as tags_lib
 from pants_backend_nix_docker.oci.base_image import BaseImageInfo, merge_config
@@ -208,6 +211,7 @@ class ImageFacts:
 @dataclass(frozen=True)
 class ImagePlan:
     roots: tuple[str, ...]
+    chains: Mapping[str, tuple[str, ...]]  # one shortest reference chain from a root to each path
     container: ContainerConfig
     rootfs_spec: RootfsSpec
     own_layers: tuple[RootfsLayerRequest, ...]  # root filesystem, then artifacts: the top layers
@@ -304,7 +308,7 @@ def _own_layers(
 
 def _sbom(request: NixImageRequest, closure: Closure, roots: tuple[str, ...], created: str) -> bytes:
     return canonical_json(
-        report_lib.spdx_document(
+        spdx_document(
             # Not the address: two targets with the same inputs make the same image.
             name=request.repository,
             namespace=f"https://pants-nix-docker.invalid/spdx/{request.repository}/{tags_lib.closure_hash(closure.paths)}",
@@ -320,7 +324,8 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
     the policies that the facts can already break."""
     address, custom, closure, base_info = request.address, request.customisation, facts.closure, facts.base_info
     roots = tuple(path for r in facts.realised for path in r.outputs)
-    check_forbidden(address, closure, roots, request.forbidden_references)
+    chains = shortest_chains(closure, roots)
+    check_forbidden(address, closure, chains, request.forbidden_references)
     container = substitute_config(
         address, request.container, package_ref_table([(r.installable, r.outputs) for r in facts.realised])
     )
@@ -353,6 +358,7 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
     stem = out[: -len(".tar")] if out.endswith(".tar") else out
     return ImagePlan(
         roots=roots,
+        chains=chains,
         container=container,
         rootfs_spec=rootfs_spec,
         own_layers=own_layers,
@@ -363,7 +369,7 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
         report_path=f"{stem}.report.json",
         sbom_path=f"{stem}.spdx.json",
         graph=(
-            ClosureGraphRequest(report_lib.closure_dot(closure, roots), f"{stem}.closure.dot", f"{stem}.closure.svg")
+            ClosureGraphRequest(closure_dot(closure, roots), f"{stem}.closure.dot", f"{stem}.closure.svg")
             if request.closure_graph
             else NO_GRAPH
         ),
@@ -461,7 +467,8 @@ def assemble_image(
         layers=_report_layers(base_info, layers),
         closure=facts.closure,
         roots=plan.roots,
-        referenced_by=report_lib.referenced_by(plan.container.to_json(), plan.rootfs_spec.store_links()),
+        chains=plan.chains,
+        referenced_by=referenced_by(plan.container.to_json(), plan.rootfs_spec.store_links()),
     )
     check_size(request.address, report, request.max_image_size)
     return AssembledImage(files, layers, report)

@@ -8,8 +8,10 @@ from typing import Any, Mapping, Sequence
 from pants.engine.addresses import Address
 from pants.engine.target import InvalidFieldException
 
-from pants_backend_nix_docker.nix import report as report_lib
 from pants_backend_nix_docker.nix.closure import Closure
+from pants_backend_nix_docker.nix.references import CONFIG_FIELDS, config_references, forbidden_paths, format_chain
+from pants_backend_nix_docker.nix.report import largest_contributors
+from pants_backend_nix_docker.nix.sizes import human_size
 from pants_backend_nix_docker.oci.image_json import ContainerConfig
 from pants_backend_nix_docker.target_types import (
     NixImageForbiddenReferencesField,
@@ -18,13 +20,12 @@ from pants_backend_nix_docker.target_types import (
 )
 
 
-def check_forbidden(address: Address, closure: Closure, roots: Sequence[str], patterns: Sequence[str]) -> None:
-    found = report_lib.forbidden_paths(closure, roots, patterns)
+def check_forbidden(
+    address: Address, closure: Closure, chains: Mapping[str, tuple[str, ...]], patterns: Sequence[str]
+) -> None:
+    found = forbidden_paths(closure, chains, patterns)
     if found:
-        lines = [
-            f"  {path} matches {pattern!r}, pulled in by: {report_lib.format_chain(chain)}"
-            for pattern, path, chain in found
-        ]
+        lines = [f"  {path} matches {pattern!r}, pulled in by: {format_chain(chain)}" for pattern, path, chain in found]
         raise InvalidFieldException(
             f"The image of target {address} contains store paths its {NixImageForbiddenReferencesField.alias!r} "
             f"field forbids:\n" + "\n".join(lines) + "\nDrop the package (or the reference) that pulls them in, "
@@ -34,9 +35,9 @@ def check_forbidden(address: Address, closure: Closure, roots: Sequence[str], pa
 
 def check_config_references(address: Address, container: ContainerConfig, closure: Closure) -> None:
     """A store path the image's own config names must be in the image, or the image is broken."""
-    for path, places in report_lib.config_references(container.to_json()).items():
+    for path, places in config_references(container.to_json()).items():
         if path not in closure.paths:
-            field = report_lib.CONFIG_FIELDS[places[0].split()[0]]
+            field = CONFIG_FIELDS[places[0].split()[0]]
             raise InvalidFieldException(
                 f"The {field!r} field in target {address} names {path} ({', '.join(places)}), which is not in the "
                 "image: "
@@ -61,9 +62,9 @@ def check_layer_budget(
 def check_size(address: Address, report: Mapping[str, Any], max_image_size: int | None) -> None:
     size = report["image"]["size"]
     if max_image_size is not None and size > max_image_size:
-        lines = "\n".join(f"  {line}" for line in report_lib.largest_contributors(report))
+        lines = "\n".join(f"  {line}" for line in largest_contributors(report))
         raise InvalidFieldException(
-            f"The image of target {address} is {report_lib.human_size(size)} ({size} bytes), over its "
-            f"{NixImageMaxImageSizeField.alias!r} of {report_lib.human_size(max_image_size)} ({max_image_size} bytes). "
+            f"The image of target {address} is {human_size(size)} ({size} bytes), over its "
+            f"{NixImageMaxImageSizeField.alias!r} of {human_size(max_image_size)} ({max_image_size} bytes). "
             f"The largest contributors:\n{lines}\nMake the closure smaller, or raise `max_image_size`."
         )

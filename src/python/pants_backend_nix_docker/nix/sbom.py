@@ -1,0 +1,91 @@
+"""The SPDX 2.3 document of an image's closure: one package per store path, with its name, version
+and NAR hash. Pure."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any, Iterable
+
+from pants_backend_nix_docker.nix.closure import Closure
+
+NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+_VERSION_RE = re.compile(r"^(.+?)-(\d.*)$")
+
+
+def name_and_version(store_name: str) -> tuple[str, str | None]:
+    """`python3-3.11.2` -> (python3, 3.11.2), as Nix's parseDrvName splits: at the first dash
+    followed by a digit. No such dash: no version."""
+    match = _VERSION_RE.match(store_name)
+    return (match.group(1), match.group(2)) if match else (store_name, None)
+
+
+def nar_hash_hex(nar_hash: str) -> str | None:
+    """A NAR hash (`sha256-BASE64`, `sha256:NIX32` or `sha256:HEX`) as lowercase hex."""
+    if nar_hash.startswith("sha256-"):
+        return base64.b64decode(nar_hash[len("sha256-") :]).hex()
+    if not nar_hash.startswith("sha256:"):
+        return None
+    value = nar_hash[len("sha256:") :]
+    if len(value) == 64:
+        return value.lower()
+    if len(value) != 52:
+        return None
+    out = bytearray(32)
+    for n, char in enumerate(reversed(value)):
+        digit = NIX32_ALPHABET.index(char)
+        bit = n * 5
+        i, j = divmod(bit, 8)
+        out[i] |= (digit << j) & 0xFF
+        if i + 1 < 32:
+            out[i + 1] |= digit >> (8 - j)
+    return out.hex()
+
+
+def _spdx_id(path: str) -> str:
+    # SPDX ids allow letters, digits, '.' and '-'; the store hash makes each unique.
+    return "SPDXRef-" + re.sub(r"[^A-Za-z0-9.-]", "-", path[len("/nix/store/") :])
+
+
+def spdx_document(*, name: str, namespace: str, created: str, closure: Closure, roots: Iterable[str]) -> dict[str, Any]:
+    """An SPDX 2.3 document: one package per store path, DEPENDS_ON per reference."""
+    packages = []
+    for path, info in sorted(closure.paths.items()):
+        pkg_name, version = name_and_version(info.name)
+        package: dict[str, Any] = {
+            "SPDXID": _spdx_id(path),
+            "name": pkg_name,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": False,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "comment": f"Nix store path {path}; NAR size {info.nar_size}; checksum is the NAR hash",
+        }
+        if version:
+            package["versionInfo"] = version
+        hex_hash = nar_hash_hex(info.nar_hash)
+        if hex_hash:
+            package["checksums"] = [{"algorithm": "SHA256", "checksumValue": hex_hash}]
+        packages.append(package)
+    relationships = [
+        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": _spdx_id(root)}
+        for root in sorted(set(roots))
+    ]
+    relationships += [
+        {"spdxElementId": _spdx_id(path), "relationshipType": "DEPENDS_ON", "relatedSpdxElement": _spdx_id(ref)}
+        for path, info in sorted(closure.paths.items())
+        for ref in info.references
+    ]
+    return {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": name,
+        "documentNamespace": namespace,
+        "creationInfo": {"created": created, "creators": ["Tool: pants-nix-docker"]},
+        "packages": packages,
+        "relationships": relationships,
+    }
