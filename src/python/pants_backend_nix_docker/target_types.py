@@ -33,7 +33,7 @@ from pants.util.strutil import help_text
 from pants_backend_nix_docker.nix.installables import InstallableError, parse_installable
 from pants_backend_nix_docker.nix.sizes import parse_size
 from pants_backend_nix_docker.oci.accounts import parse_directories, parse_groups, parse_users
-from pants_backend_nix_docker.oci.base_image import BaseImageError, parse_base_image
+from pants_backend_nix_docker.oci.base_image_source import BaseImageError, parse_base_image
 from pants_backend_nix_docker.oci.rootfs import RootfsError, check_image_path
 from pants_backend_nix_docker.oci.tags import TagError, check_template
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_bench.workspace import executed_layer_processes
+from nix_docker_bench.workspace import executed_layer_processes, executed_processes
 from nix_docker_e2e.harness import Repo, layer_digests
 
 SERVICES = [
@@ -115,7 +115,11 @@ def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Pa
     assert "layers: 18 from the remote cache" in second.stderr
     # Every cacheable process (layers, archive, the PEX) was a remote hit; Nix's answers are
     # never cached, so they never ask.
-    assert re.search(r"remote_cache_requests_uncached: 0\b", second.stderr)
+    if not re.search(r"remote_cache_requests_uncached: 0\b", second.stderr):
+        pytest.fail(
+            "a cacheable process missed the remote cache; these ran:\n"
+            + "\n".join(sorted(executed_processes(second.stderr)))
+        )
     cached = re.search(r"remote_cache_requests_cached: (\d+)", second.stderr)
     assert cached and int(cached.group(1)) > 0
     assert sha256_file(archive) == written

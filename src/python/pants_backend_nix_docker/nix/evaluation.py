@@ -178,6 +178,20 @@ def evaluation_argv(
     )
 
 
+# A kept evaluation always exits 0 and says Nix's exit code last on stderr: a refusal is then an
+# ordinary successful result, cached (locally and remotely) like any other until the files change.
+KEPT_WRAPPER = '"$@"; status=$?; printf "\\n%s%d\\n" "pants-nix-docker-exit: " "$status" >&2; exit 0'
+_KEPT_EXIT = re.compile(r"pants-nix-docker-exit: (\d+)\s*$")
+
+
+def kept_exit_code(stderr: str) -> tuple[int, str]:
+    """Nix's exit code in a kept evaluation's stderr (`KEPT_WRAPPER`), and what Nix said."""
+    match = _KEPT_EXIT.search(stderr)
+    if match is None:
+        raise EvaluationOutputError(f"the evaluation did not say how Nix exited: {stderr[-200:]!r}")
+    return int(match.group(1)), stderr[: match.start()].rstrip()
+
+
 def parse_evaluation(stdout: str, attrs: tuple[Attribute, ...]) -> dict[Attribute, tuple[str, ...]]:
     """Attribute -> its `DRV!OUTPUT` strings, from the wrapper's JSON."""
     try:

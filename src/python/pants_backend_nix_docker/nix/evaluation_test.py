@@ -10,6 +10,7 @@ from pants_backend_nix_docker.nix.evaluation import (
     attributes_by_file,
     evaluation_argv,
     is_missing_derivation,
+    kept_exit_code,
     parse_evaluation,
     refusal,
 )
@@ -95,6 +96,13 @@ def test_refusal_says_what_made_an_evaluation_impure() -> None:
     assert refusal("warning: w\nerror: attribute 'nope' missing\n") == (
         "failed when restricted to the files Pants tracks (error: attribute 'nope' missing)"
     )
+
+
+def test_a_kept_evaluation_says_how_nix_exited() -> None:
+    assert kept_exit_code("error: x\n\npants-nix-docker-exit: 1\n") == (1, "error: x")
+    assert kept_exit_code("\npants-nix-docker-exit: 0\n") == (0, "")
+    with pytest.raises(EvaluationOutputError):
+        kept_exit_code("error: killed")
 
 
 def test_is_missing_derivation() -> None:

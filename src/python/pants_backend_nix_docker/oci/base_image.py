@@ -1,10 +1,11 @@
-"""Base images: where one comes from, how its layers and config are read, and how configs merge.
+"""Reading a base image: an OCI layout directory, an OCI archive (a tar of a layout, as `pants
+package` writes) or a `docker save` archive, as a registry pull or the repository gives it. Its
+layers are kept verbatim (same bytes, same digests), so a registry that has the base already has
+those blobs. Where a base image comes from is `base_image_source.py`; merging configs,
+`config_merge.py`.
 
-A base image is an OCI layout directory, an OCI archive (a tar of a layout, as `pants package`
-writes), a `docker save` archive, or a registry reference pinned by digest. Its layers are kept
-verbatim (same bytes, same digests), so a registry that has the base already has those blobs.
-
-Only the standard library is imported: the layer tool runs this outside Pants.
+Only the standard library (and the pinned zstandard wheel, for zstd layers) is imported: the
+image tool runs this outside Pants.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ import re
 import shutil
 import tarfile
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 
+from pants_backend_nix_docker.oci.base_image_source import DIGEST_RE, BaseImageError
 from pants_backend_nix_docker.oci.compression import GZIP, MEDIA_TYPES, ZSTD
-from pants_backend_nix_docker.oci.image_json import MEDIA_TYPE_INDEX, ContainerConfig
-
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-REGISTRY_PREFIX = "docker://"
+from pants_backend_nix_docker.oci.image_json import MEDIA_TYPE_INDEX
 
 MEDIA_TYPE_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MEDIA_TYPE_OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -39,76 +38,6 @@ LAYER_MEDIA_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": MEDIA_TYPE_OCI_GZIP,
     "application/vnd.docker.image.rootfs.diff.tar.zstd": MEDIA_TYPE_OCI_ZSTD,
 }
-
-
-class BaseImageError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class BaseImageSource:
-    """What the `base_image` field names: a file or directory in the repo, or a registry image."""
-
-    path: str | None = None  # relative to the build root
-    reference: str | None = None  # HOST/REPO[:TAG]@sha256:..., without the docker:// prefix
-    pin: str | None = None  # the manifest digest it must have
-
-    @property
-    def registry_host(self) -> str | None:
-        return self.reference.split("/", 1)[0] if self.reference else None
-
-    @property
-    def name(self) -> str | None:
-        """HOST/REPO[:TAG]: how people call the image (the `base.name` annotation)."""
-        return self.reference.split("@", 1)[0] if self.reference else None
-
-    @property
-    def pull_reference(self) -> str | None:
-        """HOST/REPO@DIGEST: the digest alone says what to pull (skopeo refuses a tag and a digest)."""
-        if not self.reference:
-            return None
-        name = self.name or ""
-        last = name.rsplit("/", 1)[-1]
-        repository = name[: len(name) - len(last)] + last.split(":", 1)[0]
-        return f"{repository}@{self.pin}"
-
-
-def parse_base_image(value: str, spec_path: str) -> BaseImageSource:
-    """`docker://HOST/REPO[:TAG]@sha256:D`, or `PATH[@sha256:D]` (relative to the BUILD file's
-    directory, or `//`-rooted)."""
-    if value.startswith(REGISTRY_PREFIX):
-        reference = value[len(REGISTRY_PREFIX) :]
-        name, _, pin = reference.partition("@")
-        if not pin:
-            raise BaseImageError(
-                "a registry base image must be pinned by digest, so every build gets the same bytes: "
-                f"{value}@sha256:<digest> (find it with `skopeo inspect --format '{{{{.Digest}}}}' {value}`)"
-            )
-        if not DIGEST_RE.match(pin):
-            raise BaseImageError(f"{pin!r} is not a sha256 digest (sha256: and 64 lowercase hex digits)")
-        if "/" not in name:
-            raise BaseImageError(f"{value!r} names no registry host: write docker://HOST[:PORT]/REPOSITORY@{pin}")
-        return BaseImageSource(reference=reference, pin=pin)
-    if "://" in value or re.match(r"^[a-z][a-z-]*:", value):
-        raise BaseImageError(
-            f"{value!r} has an unknown transport; use docker://HOST/REPO@sha256:... or a path in the repository"
-        )
-    path, _, pin = value.partition("@")
-    if pin and not DIGEST_RE.match(pin):
-        raise BaseImageError(f"{pin!r} is not a sha256 digest (sha256: and 64 lowercase hex digits)")
-    if path.startswith("//"):
-        relative = path[2:]
-    elif path.startswith("/"):
-        raise BaseImageError(
-            "an absolute path is not part of the repository; use a path relative to the BUILD file, or //path from the "
-            "build root"
-        )
-    else:
-        relative = os.path.join(spec_path, path)
-    normal = os.path.normpath(relative)
-    if not path or normal == "." or normal.startswith(".."):
-        raise BaseImageError(f"{path!r} is outside the repository; base image files must be in it")
-    return BaseImageSource(path=normal, pin=pin or None)
 
 
 @dataclass(frozen=True)
@@ -161,6 +90,12 @@ class BaseImageInfo:
             data["config"],
             tuple(data["history"]),
         )
+
+
+class ReadImage(NamedTuple):
+    info: BaseImageInfo
+    paths: dict[str, str]  # layer digest -> its blob's file
+    hashed: frozenset[str]  # the layers whose digests were computed from those files while reading
 
 
 def _sha256_file(path: str, copy_to: str | None = None) -> str:
@@ -236,7 +171,7 @@ def _only_manifest(layout: str, index: Mapping[str, Any]) -> str:
     return digests[0]
 
 
-def read_oci_layout(layout: str, pin: str | None) -> tuple[BaseImageInfo, dict[str, str]]:
+def read_oci_layout(layout: str, pin: str | None) -> ReadImage:
     """The image in an OCI layout directory, and where each layer blob is."""
     if not os.path.isfile(os.path.join(layout, "index.json")):
         raise BaseImageError("it is not an OCI layout (no index.json)")
@@ -257,13 +192,14 @@ def read_oci_layout(layout: str, pin: str | None) -> tuple[BaseImageInfo, dict[s
             )
         paths[descriptor["digest"]] = _blob(layout, descriptor["digest"])
         layers.append(BaseLayer(descriptor["digest"], descriptor["size"], media_type, diff_id))
-    return (
+    return ReadImage(
         BaseImageInfo(manifest_digest, tuple(layers), config.get("config") or {}, tuple(config.get("history", ()))),
         paths,
+        frozenset(),
     )
 
 
-def read_docker_archive(root: str) -> tuple[BaseImageInfo, dict[str, str]]:
+def read_docker_archive(root: str) -> ReadImage:
     """The image in an unpacked `docker save` archive (manifest.json with Config and Layers)."""
     with open(os.path.join(root, "manifest.json")) as f:
         entries = json.load(f)
@@ -295,9 +231,11 @@ def read_docker_archive(root: str) -> tuple[BaseImageInfo, dict[str, str]]:
         layers.append(BaseLayer(digest, os.path.getsize(path), media_type, diff_id))
     # A docker archive has no manifest; the config digest is what names its image.
     config_digest = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
-    return (
+    return ReadImage(
         BaseImageInfo(config_digest, tuple(layers), config.get("config") or {}, tuple(config.get("history", ()))),
         paths,
+        # Named by the digests just computed from these very files: no need to hash them again.
+        frozenset(paths),
     )
 
 
@@ -324,7 +262,7 @@ def _safe_extract(archive: str, dest: str) -> None:
                 shutil.copyfileobj(source, out, 1 << 20)
 
 
-def read_base_image(path: str, pin: str | None, scratch: str) -> tuple[BaseImageInfo, dict[str, str]]:
+def read_base_image(path: str, pin: str | None, scratch: str) -> ReadImage:
     """An OCI layout directory, an OCI archive or a docker archive at `path`."""
     if os.path.isdir(path):
         return read_oci_layout(path, pin)
@@ -334,26 +272,30 @@ def read_base_image(path: str, pin: str | None, scratch: str) -> tuple[BaseImage
     if os.path.isfile(os.path.join(scratch, "index.json")):
         return read_oci_layout(scratch, pin)
     if os.path.isfile(os.path.join(scratch, "manifest.json")):
-        info, paths = read_docker_archive(scratch)
+        read = read_docker_archive(scratch)
+        info = read.info
         if pin and pin != info.manifest_digest:
             raise BaseImageError(
                 f"it is a docker archive, whose image is named by its config digest {info.manifest_digest}, not {pin}. "
                 "If the base image changed on purpose, update the digest after `@`"
             )
-        return info, paths
+        return read
     raise BaseImageError(
         "it is a tar archive, but neither an OCI archive (index.json) nor a docker archive (manifest.json)"
     )
 
 
-def copy_layers(info: BaseImageInfo, paths: Mapping[str, str], out_dir: str, move: bool = False) -> None:
+def copy_layers(read: ReadImage, out_dir: str, move: bool = False) -> None:
     """Put each layer blob in out_dir/blobs/sha256/ (moved when `move`, as from a scratch
     directory), checking its bytes against its digest: base layers are kept verbatim."""
     blobs = os.path.join(out_dir, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
-    for layer in info.layers:
-        source = paths[layer.digest]
+    for layer in read.info.layers:
+        source = read.paths[layer.digest]
         target = os.path.join(blobs, layer.digest.split(":", 1)[1])
+        if move and layer.digest in read.hashed:
+            os.replace(source, target)
+            continue
         # One read either way: hashed in place before a move, or hashed while copied.
         digest = _sha256_file(source, copy_to=None if move else target)
         if (digest, os.path.getsize(source)) != (layer.digest, layer.size):
@@ -396,30 +338,3 @@ def with_store_paths(info: BaseImageInfo, paths: Mapping[str, str]) -> BaseImage
         for layer in info.layers
     )
     return dataclasses.replace(info, layers=layers)
-
-
-def merge_config(base: Mapping[str, Any], image: ContainerConfig) -> ContainerConfig:
-    """The image's config on top of its base's: the image wins wherever it says something.
-
-    Env and Labels merge by key; ports and volumes add up. As in a Dockerfile, setting an
-    entrypoint drops the base's Cmd, which was written for the base's entrypoint.
-    """
-    env = dict(entry.partition("=")[::2] for entry in base.get("Env") or ())
-    env.update(image.env)
-    labels = dict(base.get("Labels") or {})
-    labels.update(image.labels)
-    if image.entrypoint:
-        entrypoint, cmd = image.entrypoint, image.cmd
-    else:
-        entrypoint = tuple(base.get("Entrypoint") or ())
-        cmd = image.cmd or tuple(base.get("Cmd") or ())
-    return ContainerConfig(
-        entrypoint=entrypoint,
-        cmd=cmd,
-        env=tuple(env.items()),
-        working_dir=image.working_dir or base.get("WorkingDir") or None,
-        exposed_ports=tuple(sorted(set(image.exposed_ports) | set(base.get("ExposedPorts") or {}))),
-        volumes=tuple(sorted(set(image.volumes) | set(base.get("Volumes") or {}))),
-        user=image.user or base.get("User") or None,
-        labels=tuple(labels.items()),
-    )

@@ -13,15 +13,13 @@ import pytest
 from pants_backend_nix_docker.oci.base_image import (
     MEDIA_TYPE_OCI_GZIP,
     MEDIA_TYPE_OCI_TAR,
-    BaseImageError,
     BaseImageInfo,
-    BaseImageSource,
     copy_layers,
     layer_store_paths,
-    merge_config,
-    parse_base_image,
     read_base_image,
 )
+from pants_backend_nix_docker.oci.base_image_source import BaseImageError, BaseImageSource, parse_base_image
+from pants_backend_nix_docker.oci.config_merge import merge_config
 from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, image_files
 
 PIN = "sha256:" + "ab" * 32
@@ -107,12 +105,13 @@ def make_layout(
 
 def test_reads_an_oci_layout_and_copies_its_layers_verbatim(tmp_path: Path) -> None:
     manifest, layers = make_layout(tmp_path / "layout")
-    info, paths = read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
+    read = read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
+    info = read.info
     assert info.manifest_digest == manifest
     assert [layer.digest for layer in info.layers] == layers
     assert info.config["Cmd"] == ["/bin/sh"]
     assert [h["created_by"] for h in info.history] == ["layer 0", "layer 1"]
-    copy_layers(info, paths, str(tmp_path / "out"))
+    copy_layers(read, str(tmp_path / "out"))
     for digest in layers:
         copied = tmp_path / "out/blobs/sha256" / digest[7:]
         assert "sha256:" + hashlib.sha256(copied.read_bytes()).hexdigest() == digest
@@ -124,7 +123,7 @@ def test_reads_an_oci_archive_and_checks_the_pin(tmp_path: Path) -> None:
     archive = tmp_path / "base.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(tmp_path / "layout", arcname=".")
-    info, _ = read_base_image(str(archive), manifest, str(tmp_path / "scratch"))
+    info = read_base_image(str(archive), manifest, str(tmp_path / "scratch")).info
     assert info.manifest_digest == manifest
     with pytest.raises(BaseImageError, match=f"no manifest with the pinned digest {PIN}; it has {manifest}"):
         read_base_image(str(archive), PIN, str(tmp_path / "scratch2"))
@@ -151,7 +150,7 @@ def test_reads_a_docker_archive_with_uncompressed_layers(tmp_path: Path) -> None
     archive = tmp_path / "docker.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(tmp_path / "d", arcname=".")
-    info, _ = read_base_image(str(archive), None, str(tmp_path / "scratch"))
+    info = read_base_image(str(archive), None, str(tmp_path / "scratch")).info
     assert info.layers[0].media_type == MEDIA_TYPE_OCI_TAR
     assert info.layers[0].digest == diff_id  # an uncompressed layer is its own diff
     assert info.config == {"Env": ["A=1"]}
@@ -159,11 +158,11 @@ def test_reads_a_docker_archive_with_uncompressed_layers(tmp_path: Path) -> None
 
 def test_refuses_a_corrupt_layer_and_another_platform(tmp_path: Path) -> None:
     _, layers = make_layout(tmp_path / "layout")
-    info, paths = read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
-    with open(paths[layers[0]], "r+b") as f:
+    read = read_base_image(str(tmp_path / "layout"), None, str(tmp_path / "scratch"))
+    with open(read.paths[layers[0]], "r+b") as f:
         f.write(b"\0")
     with pytest.raises(BaseImageError, match="does not match its digest"):
-        copy_layers(info, paths, str(tmp_path / "out"))
+        copy_layers(read, str(tmp_path / "out"))
     config_blob = next(p for p in (tmp_path / "layout/blobs/sha256").iterdir() if b'"architecture"' in p.read_bytes())
     config_blob.write_bytes(config_blob.read_bytes().replace(b'"amd64"', b'"arm64"'))
     with pytest.raises(BaseImageError, match="does not match its digest"):

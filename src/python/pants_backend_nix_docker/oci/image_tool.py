@@ -30,7 +30,8 @@ import sys
 from typing import Sequence
 
 from pants_backend_nix_docker.oci.archive import build_archive
-from pants_backend_nix_docker.oci.base_image import BaseImageError, copy_layers, read_base_image, with_store_paths
+from pants_backend_nix_docker.oci.base_image import copy_layers, read_base_image, with_store_paths
+from pants_backend_nix_docker.oci.base_image_source import BaseImageError
 from pants_backend_nix_docker.oci.blob import write_blob
 from pants_backend_nix_docker.oci.compression import COMPRESSIONS
 from pants_backend_nix_docker.oci.registries import explain_failure
@@ -40,12 +41,13 @@ from pants_backend_nix_docker.oci.tarball import TarError
 
 def read_base(path: str, pin: str | None, out_dir: str) -> None:
     scratch = os.path.join(out_dir, ".unpacked")
-    info, paths = read_base_image(path, pin, scratch)
-    info = with_store_paths(info, paths)
-    copy_layers(info, paths, out_dir, move=not os.path.isdir(path))
+    read = read_base_image(path, pin, scratch)
+    # Store paths are read before the blobs move out of the scratch directory.
+    read = read._replace(info=with_store_paths(read.info, read.paths))
+    copy_layers(read, out_dir, move=not os.path.isdir(path))
     shutil.rmtree(scratch, ignore_errors=True)
     with open(os.path.join(out_dir, "base.json"), "w") as f:
-        json.dump(info.to_json(), f, sort_keys=True)
+        json.dump(read.info.to_json(), f, sort_keys=True)
 
 
 def push(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:

@@ -32,8 +32,9 @@ from pants_backend_nix_docker.nix.references import referenced_by, shortest_chai
 from pants_backend_nix_docker.nix.sbom import spdx_document
 from pants_backend_nix_docker.oci import layering
 from pants_backend_nix_docker.oci import tags as tags_lib
-from pants_backend_nix_docker.oci.base_image import BaseImageInfo, merge_config
+from pants_backend_nix_docker.oci.base_image import BaseImageInfo
 from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
+from pants_backend_nix_docker.oci.config_merge import merge_config
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
 from pants_backend_nix_docker.oci.image_json import (
     ANNOTATION_BASE_DIGEST,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from pants.base.build_root import BuildRoot
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.core.util_rules.system_binaries import BashBinary
 from pants.engine.addresses import Address
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
@@ -18,9 +19,11 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.evaluation import (
+    KEPT_WRAPPER,
     Attribute,
     attributes_by_file,
     evaluation_argv,
+    kept_exit_code,
     parse_evaluation,
     refusal,
 )
@@ -109,7 +112,9 @@ class NixFileEvaluation:
 
 
 @rule(desc="Evaluating a Nix file", level=LogLevel.DEBUG)
-async def evaluate_nix_file(request: EvaluateNixFile, nix: NixBinaries, build_root: BuildRoot) -> NixFileEvaluation:
+async def evaluate_nix_file(
+    request: EvaluateNixFile, nix: NixBinaries, build_root: BuildRoot, bash: BashBinary
+) -> NixFileEvaluation:
     nix.require(request.address)
     assert nix.nix_instantiate
     absolute = os.path.join(build_root.path, request.file)
@@ -125,24 +130,31 @@ async def evaluate_nix_file(request: EvaluateNixFile, nix: NixBinaries, build_ro
                 FallibleProcessResult,
                 Process,
                 nix.process(
-                    evaluation_argv(nix.nix_instantiate, absolute, request.attrs, allowed),
+                    (
+                        bash.path,
+                        "-c",
+                        KEPT_WRAPPER,
+                        "kept",
+                        *evaluation_argv(nix.nix_instantiate, absolute, request.attrs, allowed),
+                    ),
                     f"Evaluating {names} of {request.file}",
                     # Restricted to the allowed files, whose digest is in the key, with the impure
                     # builtins failing: the answer is a function of the key, and a refusal is as
-                    # lasting as a success (until the files change), so both are kept. It names
-                    # `.drv` files: a machine that lacks them notices when the realise fails and
-                    # evaluates again, which writes the same `.drv` files.
-                    ProcessCacheScope.ALWAYS,
+                    # lasting as a success (until the files change), so both are kept (the wrapper
+                    # exits 0 either way), locally and remotely. It names `.drv` files: a machine
+                    # that lacks them notices when the realise fails and evaluates again, which
+                    # writes the same `.drv` files.
+                    ProcessCacheScope.SUCCESSFUL,
                     key={
                         "PANTS_NIX_DOCKER_EVALUATION_INPUTS": inputs.fingerprint,
                         "PANTS_NIX_DOCKER_NIX_VERSION": format_version(nix.version) if nix.version else "unknown",
                     },
                 ),
             )
-            stderr = kept.stderr.decode(errors="replace")
-            if kept.exit_code == 0:
+            exit_code, said = kept_exit_code(kept.stderr.decode(errors="replace"))
+            if exit_code == 0:
                 return NixFileEvaluation(FrozenDict(parse_evaluation(kept.stdout.decode(), request.attrs)), kept=True)
-            why_not_kept = refusal(stderr)
+            why_not_kept = refusal(said)
 
     result = await Get(
         FallibleProcessResult,

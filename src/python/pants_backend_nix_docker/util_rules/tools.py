@@ -30,6 +30,7 @@ IMAGE_TOOL_MODULES = (
     "oci/__init__.py",
     "oci/archive.py",
     "oci/base_image.py",
+    "oci/base_image_source.py",
     "oci/blob.py",
     "oci/compression.py",
     "oci/image_json.py",
