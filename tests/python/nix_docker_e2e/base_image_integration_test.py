@@ -9,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from nix_docker_bench.workspace import executed_processes
-from nix_docker_e2e.harness import (
-    DockerRegistry,
-    Repo,
-    edit_process,
-    index_of,
-    layer_digests,
-    manifest_digest,
-    run,
-    runc_run,
-    unpack_bundle,
-)
+from nix_docker_e2e.harness import Repo, run
+from nix_docker_e2e.oci_archive import index_of, layer_digests, manifest_digest
+from nix_docker_e2e.registries import DockerRegistry
+from nix_docker_e2e.runtimes import edit_process, runc_run, unpack_bundle
 
 HELLO_OUTPUT = "Hello from a Nix closure in a reproducible OCI image!"
 NIX = "//build-support/nix/default.nix"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nix_docker_bench.workspace import executed_layer_processes, executed_processes
-from nix_docker_e2e.harness import Repo, layer_digests
+from nix_docker_e2e.harness import Repo
+from nix_docker_e2e.oci_archive import layer_digests
 
 SERVICES = [
     "accounts",
@@ -93,7 +94,8 @@ def test_an_edit_to_image_tool_code_leaves_store_layers_cached(repo: Repo, cache
 
 def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Path) -> None:
     from nix_docker_bench.buildgrid import BuildGrid
-    from nix_docker_e2e.harness import REPO_FILES, sha256_file
+    from nix_docker_e2e.harness import REPO_FILES
+    from nix_docker_e2e.oci_archive import sha256_file
 
     target = "examples/python-app:image"
     archive = repo.root / "dist/examples.python-app/image.tar"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from nix_docker_bench.workspace import executed_processes
-from nix_docker_e2e.harness import PantsResult, Repo, manifest_digest
+from nix_docker_e2e.harness import PantsResult, Repo
+from nix_docker_e2e.oci_archive import manifest_digest
 
 BUILD = """\
 nix_sources()

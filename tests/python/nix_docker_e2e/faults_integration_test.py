@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import Repo, free_port, manifest_digest, run
+from nix_docker_bench.buildgrid import free_port
+from nix_docker_e2e.harness import Repo, run
+from nix_docker_e2e.oci_archive import manifest_digest
 
 FAULTS: list[str] = []
 

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import REPO_FILES, DockerRegistry, Repo, manifest_digest, run, runc_run, unpack_bundle
+from nix_docker_e2e.harness import REPO_FILES, Repo, run
+from nix_docker_e2e.oci_archive import manifest_digest
+from nix_docker_e2e.registries import DockerRegistry
+from nix_docker_e2e.runtimes import runc_run, unpack_bundle
 
 DIST_TARGET = "src/python/pants_backend_nix_docker:dist"
 # The pex that ./pants builds from PyPI (Pants' own download of it needs GitHub): version,

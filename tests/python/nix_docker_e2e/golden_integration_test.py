@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import Repo, layer_digests, manifest_digest
+from nix_docker_e2e.harness import Repo
+from nix_docker_e2e.oci_archive import layer_digests, manifest_digest
 from pants_backend_nix_docker.oci.store_layer_tool import main as store_layer_tool
 
 # Content-addressed: the same files give the same store path on every machine.

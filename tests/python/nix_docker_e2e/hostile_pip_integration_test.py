@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import Repo, TestCA, manifest_digest
+from nix_docker_e2e.harness import Repo
+from nix_docker_e2e.oci_archive import manifest_digest
+from nix_docker_e2e.registries import TestCA
 
 TARGET = "examples/hello:image"
 ARCHIVE = "dist/examples.hello/image.tar"

@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import (
-    PODMAN_RUN,
-    Repo,
-    layer_members,
-    manifest_digest,
-    nix_closure,
-    run,
-    runc_run,
-    sha256_file,
-    unpack_bundle,
-)
+from nix_docker_e2e.harness import Repo, nix_closure, run
+from nix_docker_e2e.oci_archive import layer_members, manifest_digest, sha256_file
+from nix_docker_e2e.runtimes import PODMAN_RUN, runc_run, unpack_bundle
 
 HELLO_OUTPUT = "Hello from a Nix closure in a reproducible OCI image!"
 NIX_SET = "build-support/nix/default.nix"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nix_docker_bench.workspace import executed_layer_processes, executed_processes
-from nix_docker_e2e.harness import Repo, manifest_digest
+from nix_docker_e2e.harness import Repo
+from nix_docker_e2e.oci_archive import manifest_digest
 
 IMAGE = "examples/python-app:image"
 ARCHIVE = "dist/examples.python-app/image.tar"

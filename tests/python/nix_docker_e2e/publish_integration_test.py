@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from nix_docker_e2e.harness import DockerRegistry, FlakyProxy, Repo, TestCA, free_port, layer_digests, manifest_digest
+from nix_docker_bench.buildgrid import free_port
+from nix_docker_e2e.harness import Repo
+from nix_docker_e2e.oci_archive import layer_digests, manifest_digest
+from nix_docker_e2e.registries import DockerRegistry, FlakyProxy, TestCA
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import (
-    REPO_FILES,
-    Repo,
-    RuncContainer,
-    edit_process,
-    free_port,
-    http_get_json,
-    layer_digests,
-    layer_members,
-    runc_run,
-    unpack_bundle,
-)
+from nix_docker_bench.buildgrid import free_port
+from nix_docker_e2e.harness import REPO_FILES, Repo
+from nix_docker_e2e.oci_archive import layer_digests, layer_members
+from nix_docker_e2e.runtimes import RuncContainer, edit_process, http_get_json, runc_run, unpack_bundle
 
 TARGET = "examples/python-app:image"
 NIX_SET = "//build-support/nix/default.nix"

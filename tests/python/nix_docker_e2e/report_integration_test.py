@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from nix_docker_e2e.harness import Repo, index_of, manifest_digest, run
+from nix_docker_e2e.harness import Repo, run
+from nix_docker_e2e.oci_archive import index_of, manifest_digest
 
 SCHEMA = Path(__file__).parent / "vendor/spdx-2.3-schema.json"
 NIX = "//build-support/nix/default.nix"

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from nix_docker_e2e.harness import DockerRegistry, Repo, TestCA, layer_digests, manifest_digest, run
+from nix_docker_e2e.harness import Repo, run
+from nix_docker_e2e.oci_archive import layer_digests, manifest_digest
+from nix_docker_e2e.registries import DockerRegistry, TestCA
 
 EXAMPLES = ("hello", "python", "python-app")
 # What the examples ask for: owners other than root, and world-writable directories.
