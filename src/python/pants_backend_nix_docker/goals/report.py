@@ -9,10 +9,7 @@ to each in `dist/`: layers, the largest store paths with the chain that pulls ea
 
 from __future__ import annotations
 
-import json
-
 from pants.engine.console import Console
-from pants.engine.fs import Digest, DigestContents, DigestSubset, PathGlobs
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import Targets
@@ -51,12 +48,7 @@ class NixImageReport(Goal):
 async def nix_image_report(console: Console, subsystem: NixImageReportSubsystem, targets: Targets) -> NixImageReport:
     field_sets = [NixDockerImageFieldSet.create(t) for t in targets if NixDockerImageFieldSet.is_applicable(t)]
     images = await MultiGet(Get(NixImage, NixImageRequest, fs.image_request()) for fs in field_sets)
-    subsets = await MultiGet(
-        Get(Digest, DigestSubset(image.digest, PathGlobs([image.report_path]))) for image in images
-    )
-    contents = await MultiGet(Get(DigestContents, Digest, subset) for subset in subsets)
-    for content in contents:
-        report = json.loads(content[0].content)
+    for report in (image.report for image in images):
         if subsystem.why:
             console.print_stdout(report_lib.render_why(report, subsystem.why, subsystem.width))
         else:

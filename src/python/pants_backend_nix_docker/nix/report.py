@@ -20,6 +20,94 @@ class ReportLayer:
     store_paths: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ReportPath:
+    """One store path of the image: its size, the layer that ships it (None: the base image's,
+    or none), one shortest chain from an image root to it, and what outside the store names it."""
+
+    path: str
+    name: str
+    nar_size: int
+    nar_hash: str
+    layer: int | None
+    chain: tuple[str, ...]
+    references: tuple[str, ...]
+    referenced_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    """What is in an image and why; `to_json` is the `NAME.report.json` written next to it."""
+
+    address: str
+    repository: str
+    tags: tuple[str, ...]
+    manifest_digest: str
+    config_size: int
+    manifest_size: int
+    layers: tuple[ReportLayer, ...]
+    roots: tuple[str, ...]
+    store_paths: tuple[ReportPath, ...]  # sorted by path
+    nar_size: int
+
+    @property
+    def compressed(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def uncompressed(self) -> int:
+        return sum(layer.uncompressed_size or 0 for layer in self.layers)
+
+    @property
+    def size(self) -> int:
+        """The config, the manifest and every layer: what a registry stores."""
+        return self.config_size + self.manifest_size + self.compressed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "image": {
+                "repository": self.repository,
+                "tags": list(self.tags),
+                "manifest_digest": self.manifest_digest,
+                "size": self.size,
+                "config_size": self.config_size,
+                "manifest_size": self.manifest_size,
+            },
+            "layers": [
+                {
+                    "index": i,
+                    "digest": layer.digest,
+                    "size": layer.size,
+                    "uncompressed_size": layer.uncompressed_size,
+                    "description": layer.description,
+                    "store_paths": list(layer.store_paths),
+                }
+                for i, layer in enumerate(self.layers)
+            ],
+            "roots": list(self.roots),
+            "store_paths": {
+                p.path: {
+                    "name": p.name,
+                    "nar_size": p.nar_size,
+                    "nar_hash": p.nar_hash,
+                    "layer": p.layer,
+                    "chain": list(p.chain),
+                    "references": list(p.references),
+                    "referenced_by": list(p.referenced_by),
+                }
+                for p in self.store_paths
+            },
+            "totals": {
+                "layers": len(self.layers),
+                "store_paths": len(self.store_paths),
+                "nar_size": self.nar_size,
+                "compressed": self.compressed,
+                "uncompressed": self.uncompressed,
+            },
+        }
+
+
 def image_report(
     *,
     address: str,
@@ -33,123 +121,91 @@ def image_report(
     roots: Iterable[str],
     chains: Mapping[str, tuple[str, ...]],
     referenced_by: Mapping[str, Sequence[str]] | None = None,
-) -> dict[str, Any]:
-    """The machine-readable report: layers, store paths (size, layer, why) and totals.
-
-    `referenced_by` says which parts of the image outside the store name a path: the config
-    (`Entrypoint`, `Env PATH`) and links such as `/usr/bin/env`.
-
-    `image.size` is the sum of the config, the manifest and every layer: what a registry stores.
-    """
+) -> ImageReport:
+    """`referenced_by` says which parts of the image outside the store name a path: the config
+    (`Entrypoint`, `Env PATH`) and links such as `/usr/bin/env`."""
     layer_of = {path: i for i, layer in enumerate(layers) for path in layer.store_paths}
-    paths = {
-        path: {
-            "name": info.name,
-            "nar_size": info.nar_size,
-            "nar_hash": info.nar_hash,
-            "layer": layer_of.get(path),
-            "chain": list(chains.get(path, (path,))),
-            "references": list(info.references),
-            "referenced_by": list((referenced_by or {}).get(path, ())),
-        }
-        for path, info in sorted(closure.paths.items())
-    }
-    return {
-        "address": address,
-        "image": {
-            "repository": repository,
-            "tags": list(tags),
-            "manifest_digest": manifest_digest,
-            "size": config_size + manifest_size + sum(layer.size for layer in layers),
-            "config_size": config_size,
-            "manifest_size": manifest_size,
-        },
-        "layers": [
-            {
-                "index": i,
-                "digest": layer.digest,
-                "size": layer.size,
-                "uncompressed_size": layer.uncompressed_size,
-                "description": layer.description,
-                "store_paths": list(layer.store_paths),
-            }
-            for i, layer in enumerate(layers)
-        ],
-        "roots": sorted(set(roots)),
-        "store_paths": paths,
-        "totals": {
-            "layers": len(layers),
-            "store_paths": len(paths),
-            "nar_size": closure.total_nar_size,
-            "compressed": sum(layer.size for layer in layers),
-            "uncompressed": sum(layer.uncompressed_size or 0 for layer in layers),
-        },
-    }
+    return ImageReport(
+        address=address,
+        repository=repository,
+        tags=tuple(tags),
+        manifest_digest=manifest_digest,
+        config_size=config_size,
+        manifest_size=manifest_size,
+        layers=tuple(layers),
+        roots=tuple(sorted(set(roots))),
+        store_paths=tuple(
+            ReportPath(
+                path=path,
+                name=info.name,
+                nar_size=info.nar_size,
+                nar_hash=info.nar_hash,
+                layer=layer_of.get(path),
+                chain=chains.get(path, (path,)),
+                references=info.references,
+                referenced_by=tuple((referenced_by or {}).get(path, ())),
+            )
+            for path, info in sorted(closure.paths.items())
+        ),
+        nar_size=closure.total_nar_size,
+    )
 
 
-def largest_paths(report: Mapping[str, Any], pattern: str | None = None) -> list[tuple[str, Mapping[str, Any]]]:
+def largest_paths(report: ImageReport, pattern: str | None = None) -> list[ReportPath]:
     """The report's store paths (those matching `pattern`, if given), biggest first."""
-    found = [(path, info) for path, info in report["store_paths"].items() if pattern is None or matches(pattern, path)]
-    return sorted(found, key=lambda item: (-item[1]["nar_size"], item[0]))
+    found = [p for p in report.store_paths if pattern is None or matches(pattern, p.path)]
+    return sorted(found, key=lambda p: (-p.nar_size, p.path))
 
 
 def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_report(report: Mapping[str, Any], width: int = 100, largest: int = 10) -> str:
+def render_report(report: ImageReport, width: int = 100, largest: int = 10) -> str:
     """The report for people: layers, the largest store paths and why each is there, totals."""
-    image = report["image"]
     lines = [
-        cut(f"{report['address']}: {image['repository']}:{','.join(image['tags'])}", width),
-        f"manifest {image['manifest_digest']}",
+        cut(f"{report.address}: {report.repository}:{','.join(report.tags)}", width),
+        f"manifest {report.manifest_digest}",
         "",
         f"{'#':>3}  {'compressed':>10}  {'tar':>10}  contents",
     ]
-    for layer in report["layers"]:
-        tar = human_size(layer["uncompressed_size"]) if layer["uncompressed_size"] is not None else "?"
-        lines.append(
-            cut(f"{layer['index']:>3}  {human_size(layer['size']):>10}  {tar:>10}  {layer['description']}", width)
-        )
-    totals = report["totals"]
+    for index, layer in enumerate(report.layers):
+        tar = human_size(layer.uncompressed_size) if layer.uncompressed_size is not None else "?"
+        lines.append(cut(f"{index:>3}  {human_size(layer.size):>10}  {tar:>10}  {layer.description}", width))
     lines.append(
-        f"{'':>3}  {human_size(totals['compressed']):>10}  {human_size(totals['uncompressed']):>10}  total "
-        f"({totals['layers']} layers)"
+        f"{'':>3}  {human_size(report.compressed):>10}  {human_size(report.uncompressed):>10}  total "
+        f"({len(report.layers)} layers)"
     )
-    lines += ["", f"largest store paths ({totals['store_paths']} in all, {human_size(totals['nar_size'])} NAR):"]
-    for path, info in largest_paths(report)[:largest]:
-        chain = " <- ".join(store_path_name(p) for p in reversed(info["chain"][:-1])) or "an image root"
-        lines.append(cut(f"{human_size(info['nar_size']):>10}  {info['name']}  (via {chain})", width))
-    lines.append(f"image size: {human_size(image['size'])} (config, manifest and layers, as a registry stores them)")
+    lines += [
+        "",
+        f"largest store paths ({len(report.store_paths)} in all, {human_size(report.nar_size)} NAR):",
+    ]
+    for p in largest_paths(report)[:largest]:
+        chain = " <- ".join(store_path_name(step) for step in reversed(p.chain[:-1])) or "an image root"
+        lines.append(cut(f"{human_size(p.nar_size):>10}  {p.name}  (via {chain})", width))
+    lines.append(f"image size: {human_size(report.size)} (config, manifest and layers, as a registry stores them)")
     return "\n".join(lines)
 
 
-def render_why(report: Mapping[str, Any], pattern: str, width: int = 100) -> str:
+def render_why(report: ImageReport, pattern: str, width: int = 100) -> str:
     """Every store path matching `pattern`, what in the image names it, and its chain from a root."""
     hits = largest_paths(report, pattern)
     if not hits:
-        return (
-            f"{report['address']}: no store path matches {pattern!r} ({len(report['store_paths'])} paths in the image)"
-        )
-    lines = [f"{report['address']}: {len(hits)} store path(s) match {pattern!r}"]
-    for path, info in hits:
-        layer = f"layer {info['layer']}" if info["layer"] is not None else "no layer"
-        lines.append(f"  {path} ({human_size(info['nar_size'])}, {layer})")
-        if info.get("referenced_by"):
-            lines.append(cut(f"    named by the image: {', '.join(info['referenced_by'])}", width))
-        for depth, step in enumerate(info["chain"]):
+        return f"{report.address}: no store path matches {pattern!r} ({len(report.store_paths)} paths in the image)"
+    lines = [f"{report.address}: {len(hits)} store path(s) match {pattern!r}"]
+    for p in hits:
+        layer = f"layer {p.layer}" if p.layer is not None else "no layer"
+        lines.append(f"  {p.path} ({human_size(p.nar_size)}, {layer})")
+        if p.referenced_by:
+            lines.append(cut(f"    named by the image: {', '.join(p.referenced_by)}", width))
+        for depth, step in enumerate(p.chain):
             lines.append(cut(f"    {'  ' * depth}{'-> ' if depth else ''}{step}", width))
     return "\n".join(lines)
 
 
-def largest_contributors(report: Mapping[str, Any], count: int = 5) -> list[str]:
+def largest_contributors(report: ImageReport, count: int = 5) -> list[str]:
     """Lines naming the biggest store paths (with why) and the biggest layers."""
-    lines = [
-        f"{human_size(info['nar_size'])} {info['name']} (via {format_chain(info['chain'])})"
-        for _, info in largest_paths(report)[:count]
-    ]
-    layers = sorted(report["layers"], key=lambda layer: (-layer["size"], layer["index"]))[:3]
-    lines += [
-        f"layer {layer['index']}: {human_size(layer['size'])} compressed, {layer['description']}" for layer in layers
-    ]
+    lines = [f"{human_size(p.nar_size)} {p.name} (via {format_chain(p.chain)})" for p in largest_paths(report)[:count]]
+    layers = sorted(enumerate(report.layers), key=lambda item: (-item[1].size, item[0]))[:3]
+    lines += [f"layer {index}: {human_size(layer.size)} compressed, {layer.description}" for index, layer in layers]
     return lines

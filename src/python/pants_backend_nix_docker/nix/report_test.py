@@ -70,8 +70,8 @@ def test_why_and_forbidden_give_the_chain() -> None:
         roots=[APP],
         chains=shortest_chains(c, [APP]),
     )
-    [(path, info)] = largest_paths(report, "gcc-*")
-    assert path == GCC and tuple(info["chain"]) == (APP, PY, GCC)
+    [found] = largest_paths(report, "gcc-*")
+    assert found.path == GCC and found.chain == (APP, PY, GCC)
     [(pattern, path, chain)] = forbidden_paths(c, shortest_chains(c, [APP]), ["*-gcc-*", "ghc-*"])
     assert (pattern, path, chain) == ("*-gcc-*", GCC, (APP, PY, GCC))
 
@@ -97,9 +97,11 @@ def test_report_sizes_add_up_and_render_in_100_columns() -> None:
         roots=[APP],
         chains=shortest_chains(c, [APP]),
     )
-    assert report["image"]["size"] == 900 + 700 + sum(layer.size for layer in layers)
-    assert report["totals"]["nar_size"] == sum(p["nar_size"] for p in report["store_paths"].values())
-    assert report["store_paths"][GCC]["layer"] == 1 and report["store_paths"][GCC]["chain"] == [APP, PY, GCC]
+    assert report.size == 900 + 700 + sum(layer.size for layer in layers)
+    written = report.to_json()  # what NAME.report.json holds
+    assert written["image"]["size"] == report.size and written["totals"]["layers"] == 3
+    assert written["totals"]["nar_size"] == sum(p["nar_size"] for p in written["store_paths"].values())
+    assert written["store_paths"][GCC]["layer"] == 1 and written["store_paths"][GCC]["chain"] == [APP, PY, GCC]
     text = render_report(report)
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "gcc-12.2.0-lib  (via python3-3.11.2 <- app-1.0)" in text

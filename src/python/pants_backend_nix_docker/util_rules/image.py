@@ -17,6 +17,7 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import Closure
+from pants_backend_nix_docker.nix.report import ImageReport
 from pants_backend_nix_docker.oci.image_json import canonical_json
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
@@ -62,7 +63,8 @@ class NixImage:
     base_layers: int  # how many layers of a base image lie below them
     closure_paths: tuple[str, ...]
     tags: tuple[str, ...]  # image_tags with their placeholders filled in
-    report_path: str  # the JSON report next to the image (in `digest`)
+    report: ImageReport
+    report_path: str  # the report as JSON next to the image (in `digest`)
     sbom_path: str  # the SPDX document next to the image (in `digest`)
     graph_paths: tuple[str, ...]  # the closure graph's .dot (and .svg), when asked for
 
@@ -111,7 +113,10 @@ async def _write_outputs(
     """The archive (or layout directory) at `output_path`, with the report, SBOM and graph beside it."""
     # Store layers are the bulk and are shared by many images, so they stay one digest: a layout
     # is made of them directly, an archive process gets them as an immutable input.
-    side = [FileContent(plan.report_path, canonical_json(image.report)), FileContent(plan.sbom_path, plan.sbom)]
+    side = [
+        FileContent(plan.report_path, canonical_json(image.report.to_json())),
+        FileContent(plan.sbom_path, plan.sbom),
+    ]
     own_files, store_blobs, side_files = await MultiGet(
         Get(Digest, CreateDigest(FileContent(name, data) for name, data in image.files.files.items())),
         Get(Digest, MergeDigests([base.blobs, *(layer.blob for layer in store_layers)])),
@@ -185,6 +190,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         base_layers=len(facts.base_info.layers) if facts.base_info else 0,
         closure_paths=tuple(sorted(closure.paths)),
         tags=tags,
+        report=image.report,
         report_path=plan.report_path,
         sbom_path=plan.sbom_path,
         graph_paths=graph.paths,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Mapping
 
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST
@@ -230,7 +230,7 @@ class ImagePlan:
 class AssembledImage:
     files: ImageFiles
     layers: tuple[BuiltLayer, ...]  # the image's own, bottom to top
-    report: Mapping[str, Any]
+    report: report_lib.ImageReport
 
 
 def field_error(address: Address, error: RootfsError, value: object) -> InvalidFieldException:

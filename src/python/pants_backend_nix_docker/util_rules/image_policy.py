@@ -3,14 +3,14 @@ the fix, and stops the build before anything reaches dist/."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from pants.engine.addresses import Address
 from pants.engine.target import InvalidFieldException
 
 from pants_backend_nix_docker.nix.closure import Closure
 from pants_backend_nix_docker.nix.references import CONFIG_FIELDS, config_references, forbidden_paths, format_chain
-from pants_backend_nix_docker.nix.report import largest_contributors
+from pants_backend_nix_docker.nix.report import ImageReport, largest_contributors
 from pants_backend_nix_docker.nix.sizes import human_size
 from pants_backend_nix_docker.oci.image_json import ContainerConfig
 from pants_backend_nix_docker.target_types import (
@@ -59,8 +59,8 @@ def check_layer_budget(
     return budget
 
 
-def check_size(address: Address, report: Mapping[str, Any], max_image_size: int | None) -> None:
-    size = report["image"]["size"]
+def check_size(address: Address, report: ImageReport, max_image_size: int | None) -> None:
+    size = report.size
     if max_image_size is not None and size > max_image_size:
         lines = "\n".join(f"  {line}" for line in largest_contributors(report))
         raise InvalidFieldException(
