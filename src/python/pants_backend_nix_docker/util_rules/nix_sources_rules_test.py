@@ -9,14 +9,14 @@ from pants.engine.target import InferredDependencies
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from pants_backend_nix_docker.target_types import NixDockerImageTarget, NixSourcesGeneratorTarget
-from pants_backend_nix_docker.util_rules import nix_sources
+from pants_backend_nix_docker.util_rules import nix, nix_sources
 from pants_backend_nix_docker.util_rules.nix_sources import InferNixImageDependencies, NixImageInferenceFieldSet
 
 
 @pytest.fixture
 def rule_runner() -> RuleRunner:
     runner = RuleRunner(
-        rules=[*nix_sources.rules(), QueryRule(InferredDependencies, (InferNixImageDependencies,))],
+        rules=[*nix_sources.rules(), *nix.rules(), QueryRule(InferredDependencies, (InferNixImageDependencies,))],
         target_types=[NixDockerImageTarget, NixSourcesGeneratorTarget, FilesGeneratorTarget],
     )
     runner.set_options(["--nix-docker-cacert-package=//nix/certs.nix#cacert"])
