@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from pants_backend_nix_docker.nix.installables import FILE_ATTR, InstallableError, parse_installable
+from pants_backend_nix_docker.nix.installables import FILE_ATTR, Installable
 
 # The impure builtins fail through every file the evaluation imports: `scopedImport` passes the
 # replacements down. Nix evaluates an imported file once, `scopedImport` does not, so the files
@@ -115,16 +115,10 @@ class Attribute:
         return tuple(quoted or plain for quoted, plain in _ATTR_PART.findall(self.path))
 
 
-def attributes_by_file(entries: Iterable[tuple[str, str]]) -> dict[str, tuple[Attribute, ...]]:
-    """Build-root-relative `.nix` file -> the attributes taken from it, sorted, from `packages`
-    entries and the directories they are relative to. An entry that does not parse is its own
-    image's error, reported when that image is built, so it is skipped here."""
+def attributes_by_file(installables: Iterable[Installable]) -> dict[str, tuple[Attribute, ...]]:
+    """Build-root-relative `.nix` file -> the attributes the installables take from it, sorted."""
     found: dict[str, set[Attribute]] = {}
-    for raw, spec_path in entries:
-        try:
-            installable = parse_installable(raw, spec_path)
-        except InstallableError:
-            continue
+    for installable in installables:
         if installable.kind == FILE_ATTR:
             found.setdefault(installable.ref, set()).add(Attribute(installable.attr))
     return {file: tuple(sorted(attrs, key=lambda a: a.path or "")) for file, attrs in sorted(found.items())}

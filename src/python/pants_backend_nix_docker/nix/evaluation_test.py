@@ -14,6 +14,7 @@ from pants_backend_nix_docker.nix.evaluation import (
     parse_evaluation,
     refusal,
 )
+from pants_backend_nix_docker.nix.installables import parse_installable
 
 DRV = "/nix/store/8hjf0ihax584322db8ilcs9rkk85jc3r-a.drv"
 
@@ -33,9 +34,8 @@ def test_attributes_by_file_gathers_every_image_attribute_per_file() -> None:
         ("pkgs.nix", "app"),  # the whole file
         ("nixpkgs#hello", "app"),  # a flake: Nix caches those itself
         ("/nix/store/8hjf0ihax584322db8ilcs9rkk85jc3r-a", "app"),
-        ("not an installable", "app"),  # that image's own error, not this one's
     ]
-    assert attributes_by_file(entries) == {
+    assert attributes_by_file(parse_installable(raw, spec_path) for raw, spec_path in entries) == {
         "app/pkgs.nix": (Attribute(None),),
         "build-support/nix/default.nix": (Attribute("hello"), Attribute("python3")),
     }

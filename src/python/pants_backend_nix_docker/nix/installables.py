@@ -14,6 +14,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 from pants_backend_nix_docker.nix.closure import is_store_path, store_path_name
 
@@ -92,6 +93,18 @@ def parse_installable(raw: str, spec_path: str) -> Installable:
         f"For a package of nixpkgs write `nixpkgs#{value}`; for a file in the repo, "
         f"`path/to/file.nix#{value}`"
     )
+
+
+def image_installables(
+    packages: Iterable[str], spec_path: str, cacert_package: str | None
+) -> tuple[tuple[Installable, str], ...]:
+    """An image's installables, each with the directory it is relative to: its `packages` (relative
+    to its BUILD file's directory `spec_path`), then the CA bundle's package when the image wants CA
+    certificates (`cacert_package`, relative to the build root)."""
+    wanted = [(parse_installable(raw, spec_path), spec_path) for raw in packages]
+    if cacert_package is not None:
+        wanted.append((parse_installable(cacert_package, ""), ""))
+    return tuple(wanted)
 
 
 _LOCAL_FLAKE_RE = re.compile(r"^(?:path:)?(\.{1,2}(?:/.*)?)$")

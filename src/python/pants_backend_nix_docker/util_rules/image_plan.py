@@ -24,8 +24,8 @@ from pants_backend_nix_docker.nix.graph import closure_dot
 from pants_backend_nix_docker.nix.installables import (
     Installable,
     PackageRefError,
+    image_installables,
     package_ref_table,
-    parse_installable,
     substitute_package_refs,
 )
 from pants_backend_nix_docker.nix.references import referenced_by, shortest_chains
@@ -250,13 +250,8 @@ def check_request(request: NixImageRequest) -> None:
 
 
 def installables_to_realise(request: NixImageRequest, cacert_package: str) -> tuple[tuple[Installable, str], ...]:
-    """(installable, directory it is relative to): relative flake references resolve against the
-    BUILD file's directory, the option's CA bundle package against the build root."""
-    spec_path = request.address.spec_path
-    wanted = [(parse_installable(raw, spec_path), spec_path) for raw in request.packages]
-    if request.customisation.ca_certificates:
-        wanted.append((parse_installable(cacert_package, ""), ""))
-    return tuple(wanted)
+    cacert = cacert_package if request.customisation.ca_certificates else None
+    return image_installables(request.packages, request.address.spec_path, cacert)
 
 
 def resolve_created(value: str, now: datetime) -> str:

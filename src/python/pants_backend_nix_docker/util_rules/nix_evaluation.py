@@ -27,6 +27,7 @@ from pants_backend_nix_docker.nix.evaluation import (
     parse_evaluation,
     refusal,
 )
+from pants_backend_nix_docker.nix.installables import image_installables
 from pants_backend_nix_docker.nix.version import format_version
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import NixImageCaCertificatesField, NixImagePackagesField
@@ -50,15 +51,17 @@ class NixFileAttributes:
 
 @rule(desc="Listing the attributes images take from Nix files", level=LogLevel.DEBUG)
 async def nix_file_attributes(targets: AllTargets, settings: NixDockerSubsystem) -> NixFileAttributes:
-    entries: list[tuple[str, str]] = []
-    for target in targets:
-        if not target.has_field(NixImagePackagesField):
-            continue
-        spec_path = target.address.spec_path
-        entries.extend((raw, spec_path) for raw in target[NixImagePackagesField].value or ())
-        if target[NixImageCaCertificatesField].value:
-            entries.append((settings.cacert_package, ""))
-    return NixFileAttributes(FrozenDict(attributes_by_file(entries)))
+    installables = (
+        installable
+        for target in targets
+        if target.has_field(NixImagePackagesField)
+        for installable, _ in image_installables(
+            target[NixImagePackagesField].value or (),
+            target.address.spec_path,
+            settings.cacert_package if target[NixImageCaCertificatesField].value else None,
+        )
+    )
+    return NixFileAttributes(FrozenDict(attributes_by_file(installables)))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from pants_backend_nix_docker.nix.installables import parse_installable, source_files
+from pants_backend_nix_docker.nix.installables import image_installables, source_files
 from pants_backend_nix_docker.nix.path_literals import ParsedNixFile, literal_line, parse_path_literals
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
@@ -242,9 +242,8 @@ async def infer_nix_image_dependencies(
     field_set = request.field_set
     address = field_set.address
     # (installable, directory it is relative to): the image's packages, and the option's cacert.
-    wanted = [(parse_installable(raw, address.spec_path), address.spec_path) for raw in field_set.packages.value or ()]
-    if field_set.ca_certificates.value:
-        wanted.append((parse_installable(settings.cacert_package, ""), ""))
+    cacert = settings.cacert_package if field_set.ca_certificates.value else None
+    wanted = image_installables(field_set.packages.value or (), address.spec_path, cacert)
     files = sorted({f for installable, spec_path in wanted for f in source_files(installable, spec_path)})
     if not files:
         return InferredDependencies([])

@@ -78,13 +78,13 @@ def _failure(request: RealiseRequest, what: str, said: str) -> NixRealiseError:
     )
 
 
-async def _realise_file_attribute(
-    request: RealiseRequest, nix: NixBinaries, attributes: NixFileAttributes
-) -> tuple[str, ...]:
+async def _realise_file_attribute(request: RealiseRequest, nix: NixBinaries) -> tuple[str, ...]:
     installable = request.installable
     file, attr = installable.ref, Attribute(installable.attr)
     # One evaluation of the file for every image of the repository; if another image's
     # attribute breaks it, this image's own attribute alone says whether this image is broken.
+    # Asked for here, not as a rule parameter: store paths and flakes need no list of all targets.
+    attributes = await Get(NixFileAttributes)
     batch = attributes.batch(file, attr)
     evaluation = await Get(NixFileEvaluation, EvaluateNixFile(file, batch, request.address))
     if evaluation.error is not None and batch != (attr,):
@@ -115,13 +115,11 @@ async def _realise_file_attribute(
 
 
 @rule(desc="Realising a Nix installable", level=LogLevel.DEBUG)
-async def realise_installable(
-    request: RealiseRequest, nix: NixBinaries, build_root: BuildRoot, attributes: NixFileAttributes
-) -> RealisedInstallable:
+async def realise_installable(request: RealiseRequest, nix: NixBinaries, build_root: BuildRoot) -> RealisedInstallable:
     nix.require(request.address)
     installable = request.installable
     if installable.kind == FILE_ATTR:
-        outputs = await _realise_file_attribute(request, nix, attributes)
+        outputs = await _realise_file_attribute(request, nix)
         return RealisedInstallable(installable, outputs)
 
     argv = realise_argv(nix, installable, build_root.path, request.spec_path)
