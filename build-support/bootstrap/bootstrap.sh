@@ -27,6 +27,8 @@ required_commands=(
   patchelf:patchelf
   busybox:busybox-static
   git:git
+  qemu-x86_64-static:qemu-user-static
+  pigz:pigz
 )
 
 missing_packages=()
@@ -54,6 +56,7 @@ if ((${#missing_packages[@]})); then
   - Nix 2.8+ as a single-user store: apt-get install nix-bin, and in /etc/nix/nix.conf set
     build-users-group =, sandbox = false, experimental-features = nix-command flakes
   - skopeo umoci runc docker-registry podman patchelf busybox-static git python3-virtualenv
+    qemu-user-static pigz (the compression tests and the benchmark)
 Then run ./pants again.
 MSG
     exit 1
@@ -94,9 +97,10 @@ PIN
 fi
 
 # What the backend needs (Nix, skopeo, podman, runc, graphviz), plus what this repository's own
-# launcher, package set and tests use.
+# launcher, package set, tests and benchmark use (qemu-user-static runs the compressors on
+# emulated older CPUs; pigz is the benchmark's stand-in for nixpkgs' layer compression).
 "$(dirname "${BASH_SOURCE[0]}")/install-prerequisites.sh" python3.9 libpython3.9-dev python3-virtualenv \
-  umoci docker-registry patchelf busybox-static git ca-certificates python3.11
+  umoci docker-registry patchelf busybox-static git ca-certificates python3.11 qemu-user-static pigz
 
 # bullseye's python3-distutils conflicts with bookworm's packages, so unpack its files instead.
 if [[ ! -e /usr/lib/python3.9/distutils/__init__.py || ! -e /usr/lib/python3.9/lib2to3/__init__.py ]]; then

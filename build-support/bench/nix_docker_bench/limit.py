@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from pants_backend_nix_docker.oci.compression import GZIP, ZSTD, HashingCompressor
+from pants_backend_nix_docker.oci.compression import GZIP, ISAL, ZSTD, HashingCompressor, LayerCodec
 from pants_backend_nix_docker.oci.tarball import store_layer_entries, write_tar
 
 
@@ -42,22 +42,22 @@ def _split(paths: list[str], sizes: dict[str, int], workers: int) -> list[list[s
     return shares
 
 
-def _work(args: tuple[list[str], str, int, str]) -> float:
-    paths, compression, level, out_dir = args
+def _work(args: tuple[list[str], LayerCodec, str]) -> float:
+    paths, codec, out_dir = args
     start = time.perf_counter()
     for i, path in enumerate(paths):
         with open(os.path.join(out_dir, f"{os.getpid()}-{i}.blob"), "wb") as out:
-            compressor = HashingCompressor(out, compression, level)
+            compressor = HashingCompressor(out, codec)
             write_tar(store_layer_entries([path]), compressor.write)
             compressor.finish()
     return time.perf_counter() - start
 
 
-def measure(paths: list[str], compression: str, level: int, workers: int = 2) -> float:
+def measure(paths: list[str], codec: LayerCodec, workers: int = 2) -> float:
     shares = _split(paths, _nar_sizes(paths), workers)
     with tempfile.TemporaryDirectory() as out_dir, multiprocessing.get_context("fork").Pool(workers) as pool:
         start = time.perf_counter()
-        pool.map(_work, [(share, compression, level, out_dir) for share in shares])
+        pool.map(_work, [(share, codec, out_dir) for share in shares])
         return time.perf_counter() - start
 
 
@@ -66,8 +66,9 @@ def main() -> None:
     parser.add_argument("paths", nargs="+")
     args = parser.parse_args()
     # Warm the page cache once, as a real build finds the store (it just built it).
-    measure(args.paths, GZIP, 1)
-    print(json.dumps({"gzip": measure(args.paths, GZIP, 1), "zstd": measure(args.paths, ZSTD, 3)}))
+    measure(args.paths, LayerCodec.of(ZSTD))
+    codecs = {"gzip": LayerCodec.of(GZIP), "gzip_isal": LayerCodec.of(GZIP, ISAL), "zstd": LayerCodec.of(ZSTD)}
+    print(json.dumps({name: measure(args.paths, codec) for name, codec in codecs.items()}))
 
 
 if __name__ == "__main__":

@@ -151,12 +151,10 @@ def test_a_store_path_collected_under_its_layer(repo: Repo, tmp_path: Path, caps
     assert collected.returncode == 0, collected.stderr
 
     # What a layer process does when its path was collected after the closure was read.
+    from pants_backend_nix_docker.oci.compression import LayerCodec
     from pants_backend_nix_docker.oci.store_layer_tool import main
 
-    assert (
-        main(["layers", "--compression", "gzip", "--level", "1", "--out-dir", str(tmp_path / "out"), "--layer", path])
-        == 1
-    )
+    assert main(["layers", *LayerCodec.of("gzip").argv, "--out-dir", str(tmp_path / "out"), "--layer", path]) == 1
     assert "garbage-collected after the image's closure was read. Build again" in capsys.readouterr().err
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()], "a half-written blob was left"
     FAULTS.append("a store path garbage-collected before its layer was written")

@@ -16,6 +16,7 @@ import pytest
 
 from nix_docker_e2e.harness import Repo
 from nix_docker_e2e.oci_archive import layer_digests, manifest_digest
+from pants_backend_nix_docker.oci.compression import LayerCodec
 from pants_backend_nix_docker.oci.store_layer_tool import main as store_layer_tool
 
 # Content-addressed: the same files give the same store path on every machine.
@@ -24,14 +25,14 @@ STORE_PATH = "/nix/store/ixshkln0myp4nvs8yx4lhbgaijis5fn2-golden-tool-1.0"
 # The tar (the diff_id) is the same whatever the compression; each compressed blob is pinned too.
 GOLDEN_DIFF_ID = "sha256:b07bb6776f392a71cddc52e9e16ad490d688cc3ea4c39866802f353c9cd12d33"
 GOLDEN_LAYERS = {
-    ("gzip", 1): "sha256:90e767e6eb5c3c496289b3d046d6c26d23c424090ff5987871651aa714a50d0c",
-    ("gzip", 3): "sha256:5410ee5c7c52e46d87b0473a15cb0bddafdb41b39218fc6717bcef934287eae2",
-    ("zstd", 3): "sha256:3b52f628d8d4cffe3198171a4d89eb52b155caa92e00d965ed523640916b64f1",
+    ("gzip", "libdeflate", 6): "sha256:628b72361d65ced6d104d0acd84c17559bbf943f579dedb4bb5a421e84476b02",
+    ("gzip", "isal", 1): "sha256:90e767e6eb5c3c496289b3d046d6c26d23c424090ff5987871651aa714a50d0c",
+    ("zstd", "zstandard", 3): "sha256:3b52f628d8d4cffe3198171a4d89eb52b155caa92e00d965ed523640916b64f1",
 }
-GOLDEN_IMAGE_MANIFEST = "sha256:85eb58e98000096121cb0436193e6fe7ee15f923dcf2c6b8751202c1b36aee6e"
+GOLDEN_IMAGE_MANIFEST = "sha256:a62b0b1a63e9e6d00cfbe7a2a98f78b3731fa41d4716d84b17113aaac50a9286"
 GOLDEN_IMAGE_LAYERS = [
-    GOLDEN_LAYERS[("gzip", 1)],  # the store path (the default compression)
-    "sha256:09d981b0ea61c2f19524cc9591e78759159c06408827fd38c507f09f251cad1a",  # its root filesystem
+    GOLDEN_LAYERS[("gzip", "libdeflate", 6)],  # the store path (the default codec)
+    "sha256:e49f2d35e295e1bb8f221c6b7360594f7e0612b28536acc1e14d5bca05c2ee2e",  # its root filesystem
 ]
 
 
@@ -49,15 +50,15 @@ def store_path(tmp_path_factory) -> str:
     return STORE_PATH
 
 
-@pytest.mark.parametrize("compression, level", sorted(GOLDEN_LAYERS))
+@pytest.mark.parametrize("codec", sorted(GOLDEN_LAYERS))
 def test_a_store_layer_has_its_golden_digest(
-    store_path: str, compression: str, level: int, tmp_path: Path, capsys
+    store_path: str, codec: tuple[str, str, int], tmp_path: Path, capsys
 ) -> None:
-    argv = ["layers", "--compression", compression, "--level", str(level), "--out-dir", str(tmp_path)]
+    argv = ["layers", *LayerCodec(*codec).argv, "--out-dir", str(tmp_path)]
     assert store_layer_tool([*argv, "--layer", store_path]) == 0
     (stats,) = json.loads(capsys.readouterr().out)
     assert stats["diff_id"] == GOLDEN_DIFF_ID, stats
-    assert stats["digest"] == GOLDEN_LAYERS[(compression, level)], stats
+    assert stats["digest"] == GOLDEN_LAYERS[codec], stats
 
 
 def test_an_image_has_its_golden_manifest(store_path: str, tmp_path: Path) -> None:

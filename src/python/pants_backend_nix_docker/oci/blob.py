@@ -6,18 +6,18 @@ import dataclasses
 import os
 from typing import Iterable
 
-from pants_backend_nix_docker.oci.compression import HashingCompressor
+from pants_backend_nix_docker.oci.compression import HashingCompressor, LayerCodec
 from pants_backend_nix_docker.oci.tarball import TarEntry, write_tar
 
 
-def write_blob(entries: Iterable[TarEntry], compression: str, level: int, out_dir: str) -> dict:
+def write_blob(entries: Iterable[TarEntry], codec: LayerCodec, out_dir: str) -> dict:
     """Write a layer as blobs/sha256/<digest> under out_dir; return its stats."""
     blobs = os.path.join(out_dir, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
     partial = os.path.join(blobs, ".partial")
     try:
         with open(partial, "wb") as out:
-            compressor = HashingCompressor(out, compression, level)
+            compressor = HashingCompressor(out, codec)
             write_tar(entries, compressor.write)
             stats = compressor.finish()
     except BaseException:

@@ -1,6 +1,6 @@
 """The image tool: what Pants processes run for everything about an image except store layers.
 
-    image_tool rootfs --spec spec.json --compression gzip --level 1 [--out-dir DIR]
+    image_tool rootfs --spec spec.json --compression gzip --encoder libdeflate --level 6 [--out-dir DIR]
         writes the layer a RootfsSpec describes (users, directories, links, artifacts) as
         blobs/sha256/<digest> and prints its stats; a spec that cannot be built exits 2 with
         "FIELD<tab>message" on stderr
@@ -33,7 +33,7 @@ from pants_backend_nix_docker.oci.archive import build_archive
 from pants_backend_nix_docker.oci.base_image import copy_layers, read_base_image, with_store_paths
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError
 from pants_backend_nix_docker.oci.blob import write_blob
-from pants_backend_nix_docker.oci.compression import COMPRESSIONS
+from pants_backend_nix_docker.oci.compression import add_codec_arguments, codec_from_arguments
 from pants_backend_nix_docker.oci.registries import explain_failure
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
 from pants_backend_nix_docker.oci.tarball import TarError
@@ -84,8 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     push_parser.add_argument("skopeo_argv", nargs=argparse.REMAINDER)
     rootfs = commands.add_parser("rootfs", help="write the layer a root filesystem spec describes")
     rootfs.add_argument("--spec", required=True)
-    rootfs.add_argument("--compression", choices=COMPRESSIONS, required=True)
-    rootfs.add_argument("--level", type=int, required=True)
+    add_codec_arguments(rootfs)
     rootfs.add_argument("--out-dir", default=".")
     archive = commands.add_parser("archive", help="write an OCI layout directory as one tar")
     archive.add_argument("--layout", action="append", required=True)
@@ -100,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "rootfs":
             with open(args.spec) as f:
                 spec = RootfsSpec.from_json(json.load(f))
-            stats = write_blob(tar_entries(rootfs_nodes(spec)), args.compression, args.level, args.out_dir)
+            stats = write_blob(tar_entries(rootfs_nodes(spec)), codec_from_arguments(args), args.out_dir)
             json.dump(stats, sys.stdout, sort_keys=True)
         else:
             build_archive(args.layout, args.output)

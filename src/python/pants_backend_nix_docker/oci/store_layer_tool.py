@@ -1,6 +1,7 @@
 """The store-layer tool: what Pants processes run to write the layers of Nix store paths.
 
-    store_layer_tool layers --compression gzip --level 1 --layer /nix/store/<hash>-a /nix/store/<hash>-b --layer ...
+    store_layer_tool layers --compression gzip --encoder libdeflate --level 6 \
+        --layer /nix/store/<hash>-a /nix/store/<hash>-b --layer ...
         writes one blobs/sha256/<digest> per --layer and prints a JSON list of their
         {"digest", "size", "diff_id", "uncompressed_size"}
 
@@ -19,7 +20,7 @@ import sys
 from typing import Sequence
 
 from pants_backend_nix_docker.oci.blob import write_blob
-from pants_backend_nix_docker.oci.compression import COMPRESSIONS
+from pants_backend_nix_docker.oci.compression import add_codec_arguments, codec_from_arguments
 from pants_backend_nix_docker.oci.tarball import TarError, store_layer_entries
 
 
@@ -27,15 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nix-docker-store-layer-tool")
     commands = parser.add_subparsers(dest="command", required=True)
     layers = commands.add_parser("layers", help="write layer blobs of store paths")
-    layers.add_argument("--compression", choices=COMPRESSIONS, required=True)
-    layers.add_argument("--level", type=int, required=True)
+    add_codec_arguments(layers)
     layers.add_argument("--out-dir", default=".")
     layers.add_argument("--layer", nargs="+", action="append", required=True, metavar="STORE_PATH")
     args = parser.parse_args(argv)
+    codec = codec_from_arguments(args)
     try:
-        stats = [
-            write_blob(store_layer_entries(paths), args.compression, args.level, args.out_dir) for paths in args.layer
-        ]
+        stats = [write_blob(store_layer_entries(paths), codec, args.out_dir) for paths in args.layer]
     except (TarError, OSError) as e:
         print(f"nix-docker-store-layer-tool: {e}", file=sys.stderr)
         return 1

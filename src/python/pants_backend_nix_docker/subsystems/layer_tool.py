@@ -14,14 +14,16 @@ class NixDockerLayerTool(PythonToolBase):
         the layers of store paths) and the image tool (root-filesystem layers, archives, base
         images, pushes).
 
-        Both run from PEXes built from this lockfile, so the compressors (ISA-L for gzip,
-        zstandard for zstd) are pinned wheels: the compressed bytes, and so the layer digests, are
-        the same on every machine, whatever zlib the host has.
+        Both run from PEXes built from this lockfile, so the compressors (libdeflate and ISA-L
+        for gzip, zstandard for zstd) are pinned wheels: the compressed bytes, and so the layer
+        digests, are the same on every machine, whatever zlib the host has.
         """
     )
 
-    default_version = "isal==1.9.1"
-    default_extra_requirements = ["zstandard==0.25.0"]
+    # deflate 0.8.1 is the last release with CPython 3.9 wheels; 0.9.0 bundles the same
+    # libdeflate and gives the same bytes.
+    default_version = "deflate==0.8.1"
+    default_extra_requirements = ["isal==1.9.1", "zstandard==0.25.0"]
     default_main = EntryPoint("pants_backend_nix_docker.oci.store_layer_tool")
     register_interpreter_constraints = True
     default_interpreter_constraints = ["CPython>=3.9,<3.12"]

@@ -136,8 +136,7 @@ async def _write_outputs(
 def image_settings(settings: NixDockerSubsystem) -> ImageSettings:
     return ImageSettings(
         cacert_package=settings.cacert_package,
-        compression=settings.compression.value,
-        level=settings.level,
+        codec=settings.codec,
         layering=settings.layering.value,
         layer_buckets=settings.layer_buckets,
         layer_alone_above=settings.layer_alone_above,
@@ -146,7 +145,6 @@ def image_settings(settings: NixDockerSubsystem) -> ImageSettings:
 
 @rule(desc="Building a Nix image", level=LogLevel.DEBUG)
 async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem, tool: ImageToolPex) -> NixImage:
-    settings.validate()
     check_request(request)
     options, address = image_settings(settings), request.address
     wanted = installables_to_realise(request, options.cacert_package)
@@ -168,7 +166,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     # The image's own layers build alongside the store's: on a cold build the app layer does not
     # wait for the big store layers.
     built: tuple[Any, ...] = await MultiGet(
-        *(Get(StoreLayerBatch, StoreLayerBatchRequest(b, options.compression, options.level)) for b in plan.batches),
+        *(Get(StoreLayerBatch, StoreLayerBatchRequest(b, options.codec)) for b in plan.batches),
         *(Get(BuiltLayer, RootfsLayerRequest, r) for r in plan.own_layers),
         Get(ClosureGraph, ClosureGraphRequest, plan.graph),
     )

@@ -33,7 +33,7 @@ from pants_backend_nix_docker.nix.sbom import spdx_document
 from pants_backend_nix_docker.oci import layering
 from pants_backend_nix_docker.oci import tags as tags_lib
 from pants_backend_nix_docker.oci.base_image import BaseImageInfo
-from pants_backend_nix_docker.oci.compression import MEDIA_TYPES
+from pants_backend_nix_docker.oci.compression import LayerCodec
 from pants_backend_nix_docker.oci.config_merge import merge_config
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
 from pants_backend_nix_docker.oci.image_json import (
@@ -183,8 +183,7 @@ class ImageSettings:
     """The `[nix-docker]` options an image's plan reads."""
 
     cacert_package: str
-    compression: str
-    level: int
+    codec: LayerCodec
     layering: str
     layer_buckets: int
     layer_alone_above: int
@@ -282,22 +281,18 @@ def substitute_config(address: Address, container: ContainerConfig, table: Mappi
 
 
 def _own_layers(
-    request: NixImageRequest, rootfs_spec: RootfsSpec, artifacts: ImageArtifacts, compression: str, level: int
+    request: NixImageRequest, rootfs_spec: RootfsSpec, artifacts: ImageArtifacts, codec: LayerCodec
 ) -> tuple[RootfsLayerRequest, ...]:
     """Stable customisation below, the artifacts that change every commit on top: an app change
     rebuilds and re-ships one small layer."""
     layers = []
     if not rootfs_spec.is_empty():
         spec = canonical_json(rootfs_spec.to_json())
-        layers.append(
-            RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, compression, level, "image root filesystem")
-        )
+        layers.append(RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, codec, "image root filesystem"))
     if not artifacts.is_empty:
         spec = canonical_json(RootfsSpec(nodes=artifacts.nodes).to_json())
         layers.append(
-            RootfsLayerRequest(
-                request.address, spec, artifacts.digest, compression, level, f"Pants artifacts in {request.app_dir}"
-            )
+            RootfsLayerRequest(request.address, spec, artifacts.digest, codec, f"Pants artifacts in {request.app_dir}")
         )
     return tuple(layers)
 
@@ -338,7 +333,7 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
     except RootfsError as e:
         raise field_error(address, e, getattr(custom, e.field, None))
 
-    own_layers = _own_layers(request, rootfs_spec, facts.artifacts, settings.compression, settings.level)
+    own_layers = _own_layers(request, rootfs_spec, facts.artifacts, settings.codec)
     base_layers = base_info.layers if base_info else ()
     # What the base already ships is not shipped again: a store path is the same bytes anywhere.
     to_layer = closure.without(path for layer in base_layers for path in layer.store_paths)
@@ -432,7 +427,7 @@ def assemble_image(
     base_info = facts.base_info
     by_paths = {layer.store_paths: layer for layer in store_layers}
     layers = (*(by_paths[tuple(sorted(paths))] for paths in plan.store_layers), *own_layers)
-    media_type = MEDIA_TYPES[settings.compression]
+    media_type = settings.codec.media_type
     files = image_files(
         [
             *(

@@ -11,6 +11,7 @@ from pants.engine.target import InvalidFieldException
 
 from pants_backend_nix_docker.nix.closure import Closure, StorePath
 from pants_backend_nix_docker.nix.installables import parse_installable
+from pants_backend_nix_docker.oci.compression import LayerCodec
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE
 from pants_backend_nix_docker.oci.layering import POPULARITY
 from pants_backend_nix_docker.oci.rootfs import Node
@@ -30,7 +31,7 @@ from pants_backend_nix_docker.util_rules.image_plan import (
 
 ADDRESS = Address("app", target_name="image")
 NOW = datetime(2026, 12, 1, 5, 0, 0, 123456, tzinfo=timezone.utc)
-SETTINGS = ImageSettings("//nix/pkgs.nix#cacert", "gzip", 1, POPULARITY, 4, 10_000_000)
+SETTINGS = ImageSettings("//nix/pkgs.nix#cacert", LayerCodec.of("gzip"), POPULARITY, 4, 10_000_000)
 
 
 def store_path(name: str, *refs: str, size: int = 1000) -> StorePath:

@@ -16,7 +16,12 @@ from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 from pants_backend_nix_docker.nix.closure import Closure, StorePath
 from pants_backend_nix_docker.oci.compression import BlobStats
-from pants_backend_nix_docker.subsystems.nix_docker import LayerCompression, LayeringStrategy, NixDockerSubsystem
+from pants_backend_nix_docker.subsystems.nix_docker import (
+    GzipEncoder,
+    LayerCompression,
+    LayeringStrategy,
+    NixDockerSubsystem,
+)
 from pants_backend_nix_docker.target_types import NixDockerImageTarget, NixImageFields
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
 from pants_backend_nix_docker.util_rules.base_image import NO_BASE_IMAGE, BaseImage, BaseImageRequest
@@ -55,7 +60,8 @@ def build(fields: dict[str, Any], asked: list[Any]) -> NixImage:
     settings = create_subsystem(
         NixDockerSubsystem,
         compression=LayerCompression.gzip,
-        gzip_level=1,
+        gzip_encoder=GzipEncoder.libdeflate,
+        gzip_level=None,
         zstd_level=3,
         layering=LayeringStrategy.popularity,
         layer_buckets=4,

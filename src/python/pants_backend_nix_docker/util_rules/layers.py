@@ -1,7 +1,7 @@
 """Layers: cacheable processes keyed by store paths, and one per root filesystem spec.
 
 A store path's contents never change, so a layer is a pure function of its (sorted) store paths
-and the compression settings; those, with the tool's own digest, are the whole cache key. The
+and the codec; those, with the tool's own digest, are the whole cache key. The
 layer is therefore built once per machine, once per fleet with a remote cache, and once per run
 however many images share it.
 """
@@ -21,7 +21,7 @@ from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import store_path_name
-from pants_backend_nix_docker.oci.compression import BlobStats
+from pants_backend_nix_docker.oci.compression import BlobStats, LayerCodec
 from pants_backend_nix_docker.oci.image_json import blob_path
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.tools import ImageToolPex, StoreLayerToolPex
@@ -32,8 +32,7 @@ class StoreLayerBatchRequest:
     """Layers of store paths to build in one process (see `layering.batch_layers`)."""
 
     layers: tuple[tuple[str, ...], ...]
-    compression: str
-    level: int
+    codec: LayerCodec
 
     def __post_init__(self) -> None:
         # Equal sets must be equal requests, so the engine and the cache see one batch.
@@ -64,8 +63,7 @@ class RootfsLayerRequest:
     address: Address
     spec_json: bytes
     inputs: Digest
-    compression: str
-    level: int
+    codec: LayerCodec
     created_by: str
 
 
@@ -93,7 +91,7 @@ async def _layer_process(request: VenvPexProcess, settings: NixDockerSubsystem) 
 async def build_store_layers(
     request: StoreLayerBatchRequest, tool: StoreLayerToolPex, settings: NixDockerSubsystem
 ) -> StoreLayerBatch:
-    argv = ["layers", "--compression", request.compression, "--level", str(request.level)]
+    argv = ["layers", *request.codec.argv]
     for layer in request.layers:
         argv += ["--layer", *layer]
     names = describe_paths(tuple(p for layer in request.layers for p in layer))
@@ -136,15 +134,7 @@ async def build_rootfs_layer(
     process = await _layer_process(
         VenvPexProcess(
             tool.pex,
-            argv=(
-                "rootfs",
-                "--spec",
-                "rootfs-spec.json",
-                "--compression",
-                request.compression,
-                "--level",
-                str(request.level),
-            ),
+            argv=("rootfs", "--spec", "rootfs-spec.json", *request.codec.argv),
             input_digest=inputs,
             description=f"Building layer: {request.created_by} of {request.address}",
             output_directories=("blobs",),
