@@ -129,6 +129,12 @@ if [[ ! -x "$venv/bin/pants" ]]; then
   trap - ERR
 fi
 
+# The backend's own runtime requirements (the layer codecs), pinned in requirements.txt: a repo
+# that installs the wheel gets them through [GLOBAL].plugins; this one loads the backend from
+# source, so its Pants virtualenv needs them installed.
+mapfile -t backend_requirements < <(grep -E '^(deflate|isal|zstandard)==' "$buildroot/3rdparty/python/requirements.txt")
+"$venv/bin/pip" install -q --disable-pip-version-check "${pip_cert_args[@]}" "${backend_requirements[@]}"
+
 # Pants downloads pex from GitHub, which these machines cannot reach; build the same pex from PyPI.
 # The build is reproducible, so pants.toml pins its sha256 like any other download.
 if [[ ! -f "$pex_file" ]]; then

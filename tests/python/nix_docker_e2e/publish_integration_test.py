@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from nix_docker_bench.buildgrid import free_port
+from nix_docker_bench.workspace import executed_processes
 from nix_docker_e2e.harness import Repo
 from nix_docker_e2e.oci_archive import layer_digests, manifest_digest
 from nix_docker_e2e.registries import DockerRegistry, FlakyProxy, TestCA
@@ -31,6 +32,23 @@ def test_publish_then_pull_gives_the_same_digest(repo: Repo, registry: DockerReg
     assert registry.pulled_digest("hello:latest") == manifest_digest(repo.root / "dist/examples.hello/image.tar")
     # Three layers and the config; the manifest is not a blob.
     assert len(set(registry.uploaded_blobs())) == 4
+
+
+def test_publish_alone_pushes_from_the_blobs_and_writes_no_archive(repo: Repo, registry: DockerRegistry) -> None:
+    repo.write(
+        "testprojects/noarchive/BUILD",
+        'nix_docker_image(name="image", packages=["//build-support/nix/default.nix#hello"], '
+        'repository="noarchive", entrypoint=["/bin/hello"])\n',
+    )
+    target = "testprojects/noarchive:image"
+    result = repo.pants(registry.pants_option(), "--keep-sandboxes=always", "publish", target).assert_success()
+    ran = executed_processes(result.stderr)
+    assert not [d for d in ran if d.startswith("Writing image archive")], ran
+    # The same image `pants package` writes as an archive.
+    repo.pants("package", target).assert_success()
+    assert registry.pulled_digest("noarchive:latest") == manifest_digest(
+        repo.root / "dist/testprojects.noarchive/image.tar"
+    )
 
 
 def test_publishing_again_uploads_nothing(repo: Repo, registry: DockerRegistry) -> None:

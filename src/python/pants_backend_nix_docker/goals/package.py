@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.engine.goal import CurrentExecutingGoals
 from pants.engine.internals.session import RunId
 from pants.engine.process import ProcessResultMetadata
 from pants.engine.rules import Get, collect_rules, rule
@@ -23,8 +24,8 @@ from pants_backend_nix_docker.util_rules.layers import BuiltLayer
 class NixDockerImageFieldSet(NixImageFields, PackageFieldSet):
     required_fields = NixImageFields.required_fields
 
-    def image_request(self) -> NixImageRequest:
-        return NixImageRequest.of(self)
+    def image_request(self, layout_only: bool = False) -> NixImageRequest:
+        return NixImageRequest.of(self, layout_only)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class BuiltNixImage(BuiltPackageArtifact):
 
     repository: str = ""
     tags: tuple[str, ...] = ()
+    transport: str = "oci-archive"  # how skopeo names it: "oci-archive" or "oci" (a layout)
 
 
 _SOURCE_WORDS = {
@@ -47,12 +49,17 @@ def layer_provenance(layers: tuple[BuiltLayer, ...], run_id: RunId, base_layers:
     """'1 built, 17 from the local cache': how this run obtained the image's layers."""
     counts = Counter(layer.metadata.source(run_id) for layer in layers if layer.metadata is not None)
     said = [f"{counts[source]} {words}" for source, words in _SOURCE_WORDS.items() if counts[source]]
+    # Small own layers are made by the rule, not a process (see `image_plan.IN_MEMORY_LAYER_BYTES`).
+    in_memory = sum(1 for layer in layers if layer.metadata is None)
+    said += [f"{in_memory} made in memory"] if in_memory else []
     return ", ".join(said + ([f"{base_layers} from the base image"] if base_layers else []))
 
 
 @rule(desc="Packaging a Nix docker image", level=LogLevel.DEBUG)
 async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: RunId) -> BuiltPackage:
-    request = field_set.image_request()
+    # Under `pants publish` nothing is written to dist/ and the push reads blobs: skip the archive.
+    goals = await Get(CurrentExecutingGoals)
+    request = field_set.image_request(layout_only=goals.is_running("publish"))
     image = await Get(NixImage, NixImageRequest, request)
     names = ", ".join(f"{request.repository}:{tag}" for tag in image.tags)
     return BuiltPackage(
@@ -68,6 +75,7 @@ async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: Ru
                 ),
                 repository=request.repository,
                 tags=image.tags,
+                transport="oci-archive" if request.output_format == "archive" else "oci",
             ),
             BuiltPackageArtifact(image.report_path),
             BuiltPackageArtifact(image.sbom_path),

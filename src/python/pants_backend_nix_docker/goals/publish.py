@@ -37,7 +37,6 @@ from pants_backend_nix_docker.goals.package import BuiltNixImage
 from pants_backend_nix_docker.oci.registries import RegistryError, parse_registries, registries_for
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
-    NixImageOutputFormatField,
     NixImagePackagesField,
     NixImageRegistriesField,
     NixImageRepositoryField,
@@ -62,7 +61,6 @@ class PublishNixImageFieldSet(PublishFieldSet):
     skip_push: NixImageSkipPushField
     repository: NixImageRepositoryField
     image_tags: NixImageTagsField
-    output_format: NixImageOutputFormatField
 
     def get_output_data(self) -> PublishOutputData:
         return PublishOutputData(
@@ -99,7 +97,7 @@ async def publish_nix_image(
 
     package = request.packages[0]
     relpath = built.relpath
-    transport = "oci-archive" if fs.output_format.value == "archive" else "oci"
+    transport = built.transport
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV))
     pushes, jobs = [], []
     for registry in registries:

@@ -33,7 +33,7 @@ from pants_backend_nix_docker.oci.archive import build_archive
 from pants_backend_nix_docker.oci.base_image import copy_layers, read_base_image, with_store_paths
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError
 from pants_backend_nix_docker.oci.blob import write_blob
-from pants_backend_nix_docker.oci.compression import add_codec_arguments, codec_from_arguments
+from pants_backend_nix_docker.oci.compression import add_codec_arguments, codec_from_arguments, usable_cores
 from pants_backend_nix_docker.oci.registries import explain_failure
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
 from pants_backend_nix_docker.oci.tarball import TarError
@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "rootfs":
             with open(args.spec) as f:
                 spec = RootfsSpec.from_json(json.load(f))
-            stats = write_blob(tar_entries(rootfs_nodes(spec)), codec_from_arguments(args), args.out_dir)
+            # A large artifact (a PEX of heavy wheels) compresses on every core.
+            entries = tar_entries(rootfs_nodes(spec))
+            stats = write_blob(entries, codec_from_arguments(args), args.out_dir, workers=usable_cores())
             json.dump(stats, sys.stdout, sort_keys=True)
         else:
             build_archive(args.layout, args.output)

@@ -9,6 +9,7 @@ field that asked for it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 from dataclasses import dataclass
@@ -83,6 +84,19 @@ class RootfsSpec:
 
     def is_empty(self) -> bool:
         return not (self.nodes or self.link_trees or self.first_of)
+
+    def reads_store(self) -> bool:
+        """Whether writing the layer looks into the Nix store (not only at the spec's files)."""
+        return bool(self.link_trees or self.first_of or self.required_files)
+
+    def with_file_contents(self, files: Mapping[str, bytes]) -> RootfsSpec:
+        """The spec with each file node's `source` replaced by its bytes from `files` (by source
+        path): the same layer, written from memory instead of from files on disk."""
+        nodes = (
+            dataclasses.replace(n, source=None, content=files[n.source]) if n.source is not None else n
+            for n in self.nodes
+        )
+        return dataclasses.replace(self, nodes=tuple(nodes))
 
     def store_links(self) -> list[tuple[str, str]]:
         """(what in the image, where it points) for everything that points into the store. The

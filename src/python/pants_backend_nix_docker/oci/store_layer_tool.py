@@ -20,8 +20,29 @@ import sys
 from typing import Sequence
 
 from pants_backend_nix_docker.oci.blob import write_blob
-from pants_backend_nix_docker.oci.compression import add_codec_arguments, codec_from_arguments
+from pants_backend_nix_docker.oci.compression import (
+    LayerCodec,
+    add_codec_arguments,
+    codec_from_arguments,
+    usable_cores,
+)
 from pants_backend_nix_docker.oci.tarball import TarError, store_layer_entries
+
+
+def _write_layer(paths: list[str], codec: LayerCodec, out_dir: str) -> dict:
+    return write_blob(store_layer_entries(paths), codec, out_dir)
+
+
+def write_layers(layers: list[list[str]], codec: LayerCodec, out_dir: str) -> list[dict]:
+    """Every core works: a layer of its own (a large store path, see `layering.batch_layers`)
+    compresses its blocks in parallel; a batch of small layers writes several layers at once."""
+    cores = usable_cores()
+    if len(layers) == 1 or cores == 1:
+        return [write_blob(store_layer_entries(paths), codec, out_dir, workers=cores) for paths in layers]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(min(cores, len(layers))) as pool:
+        return pool.starmap(_write_layer, [(paths, codec, out_dir) for paths in layers], chunksize=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     codec = codec_from_arguments(args)
     try:
-        stats = [write_blob(store_layer_entries(paths), codec, args.out_dir) for paths in args.layer]
+        stats = write_layers(args.layer, codec, args.out_dir)
     except (TarError, OSError) as e:
         print(f"nix-docker-store-layer-tool: {e}", file=sys.stderr)
         return 1

@@ -38,6 +38,7 @@ class ImageArtifactsRequest:
 class ImageArtifacts:
     digest: Digest  # each file at ARTIFACTS_DIR + its path in the image
     nodes: tuple[Node, ...]  # the same files as rootfs nodes, sourced from the digest
+    size: int = 0  # bytes of all the files
 
     @property
     def is_empty(self) -> bool:
@@ -119,7 +120,7 @@ async def image_artifacts(request: ImageArtifactsRequest) -> ImageArtifacts:
         Node(path, "file", 0o755 if entry.is_executable else 0o644, source=ARTIFACTS_DIR + path, field="dependencies")
         for path, (_, entry) in sorted(placed.items())
     )
-    return ImageArtifacts(digest, nodes)
+    return ImageArtifacts(digest, nodes, sum(entry.file_digest.serialized_bytes_length for _, entry in placed.values()))
 
 
 def rules():

@@ -72,6 +72,12 @@ from pants_backend_nix_docker.util_rules.layers import BuiltLayer, RootfsLayerRe
 
 NO_GRAPH = ClosureGraphRequest("", "", "")
 
+# An image's own layer whose spec reads nothing from the store and whose files are at most this
+# many bytes is made in memory by the rule: a process costs about 0.1 s, more than compressing
+# this much, and twenty images of a run would pay it twenty times. Larger ones (a PEX of heavy
+# wheels) stay processes: cached locally and remotely, and compressed on every core.
+IN_MEMORY_LAYER_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class NixImageRequest:
@@ -80,11 +86,15 @@ class NixImageRequest:
     the same request."""
 
     fields: NixImageFields
+    # A layout whatever `output_format` says: `pants publish` pushes from the blobs, so it needs
+    # no archive (which would cost a process and a copy of every blob per image).
+    layout_only: bool = False
 
     @classmethod
-    def of(cls, field_set: NixImageFields) -> NixImageRequest:
+    def of(cls, field_set: NixImageFields, layout_only: bool = False) -> NixImageRequest:
         # A goal's field set subclasses NixImageFields; the request holds the plain fields.
-        return cls(NixImageFields(**{f.name: getattr(field_set, f.name) for f in dataclasses.fields(NixImageFields)}))
+        fields = NixImageFields(**{f.name: getattr(field_set, f.name) for f in dataclasses.fields(NixImageFields)})
+        return cls(fields, layout_only)
 
     @property
     def address(self) -> Address:
@@ -170,7 +180,7 @@ class NixImageRequest:
     @property
     def output_format(self) -> str:
         """ "archive" or "layout"."""
-        return self.fields.output_format.value
+        return "layout" if self.layout_only else self.fields.output_format.value
 
     @property
     def output_path(self) -> str:
@@ -288,12 +298,15 @@ def _own_layers(
     layers = []
     if not rootfs_spec.is_empty():
         spec = canonical_json(rootfs_spec.to_json())
-        layers.append(RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, codec, "image root filesystem"))
+        in_memory = not rootfs_spec.reads_store()
+        layers.append(
+            RootfsLayerRequest(request.address, spec, EMPTY_DIGEST, codec, "image root filesystem", in_memory)
+        )
     if not artifacts.is_empty:
         spec = canonical_json(RootfsSpec(nodes=artifacts.nodes).to_json())
-        layers.append(
-            RootfsLayerRequest(request.address, spec, artifacts.digest, codec, f"Pants artifacts in {request.app_dir}")
-        )
+        in_memory = artifacts.size <= IN_MEMORY_LAYER_BYTES
+        created_by = f"Pants artifacts in {request.app_dir}"
+        layers.append(RootfsLayerRequest(request.address, spec, artifacts.digest, codec, created_by, in_memory))
     return tuple(layers)
 
 
