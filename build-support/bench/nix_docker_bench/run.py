@@ -242,7 +242,9 @@ def main() -> None:
             print("cold build of one image")
             t, _, err = ws.pants("package", "bench:one")
             results["cold_s"], results["cold_layers_built"] = t, ws.last_executed
-            results["cold_work_s"] = t - results["noop_s"]
+            # What Pants costs before and after the work, for this very target: a no-op rebuild.
+            results["cold_noop_s"] = ws.pants("package", "bench:one")[0]
+            results["cold_work_s"] = t - results["cold_noop_s"]
             results["cold_bytes"] = standin.layer_bytes_against_pigz(ws.root / "dist/bench/one.tar")
 
             if "app" in parts:
@@ -329,7 +331,7 @@ def report(r: dict, limit: float) -> None:
         r["cold_s"],
         f"{r['cold_layers_built']} layer processes, {r['closure_mb']:.0f} MB closure",
     )
-    row("cold build, work after Pants started", r["cold_work_s"])
+    row("cold build, work after Pants started", r["cold_work_s"], f"(minus its no-op, {r['cold_noop_s']:.2f} s)")
     b = r["cold_bytes"]
     print(
         f"  cold image's gzip layers: {b['ours'] / 1e6:.1f} MB; the same tars through pigz -6 -n: "
@@ -369,9 +371,14 @@ def report(r: dict, limit: float) -> None:
     checks = [
         ("default gzip bytes / pigz -6 bytes (<= 1.0)", b["ours"] / b["pigz_6"], b["ours"] <= b["pigz_6"]),
         (
-            "tar | pigz -6 stand-in / cold build (>= 1.5)",
+            "tar | pigz -6 stand-in / cold build wall (>= 1.5)",
             r["standin"]["seconds"] / r["cold_s"],
             r["standin"]["seconds"] >= 1.5 * r["cold_s"],
+        ),
+        (
+            "tar | pigz -6 stand-in / cold build work (>= 1.5)",
+            r["standin"]["seconds"] / r["cold_work_s"],
+            r["standin"]["seconds"] >= 1.5 * r["cold_work_s"],
         ),
     ]
     if "twenty_layouts_s" in r:
