@@ -63,7 +63,8 @@ class Registry:
 
     @property
     def option(self) -> str:
-        return f"--nix-docker-registries={{'bench': {{'address': '{self.address}', 'default': True, 'tls_verify': False}}}}"
+        entry = {"address": self.address, "default": True, "tls_verify": False}
+        return f"--nix-docker-registries={{'bench': {entry!r}}}"
 
 
 def measure(workspace: Path, registry: Registry) -> dict:
