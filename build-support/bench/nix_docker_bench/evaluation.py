@@ -18,16 +18,15 @@ Every Pants run's exit code is checked. Results go to build-support/bench/result
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from nix_docker_bench.before_after import REPO, checkout, pants, report
 from nix_docker_bench.workspace import copy_repo
 
-REPO = Path(__file__).resolve().parents[3]
 IMAGES = 10
 PACKAGES = 200
 HERE = "bench/evaluation"
@@ -62,21 +61,6 @@ def one_evaluation_s(root: Path) -> float:
     start = time.perf_counter()
     subprocess.run(["nix-instantiate", str(root / "default.nix"), "-A", "app0"], check=True, capture_output=True)
     return time.perf_counter() - start
-
-
-def pants(workspace: Path, *args: str) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(["./pants", "--no-dynamic-ui", *args], cwd=workspace, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"pants {' '.join(args)} failed in {workspace}:\n{proc.stderr[-4000:]}")
-    return elapsed
-
-
-def checkout(rev: str, dest: Path) -> None:
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
 def measure(workspace: Path, repeat: int) -> dict:
@@ -116,19 +100,16 @@ def main() -> None:
             print(f"measuring {name} ({args.before if name == 'before' else 'working tree'})")
             results[name] = measure(workspace, args.repeat)
 
-    print(f"\n10 images, one evaluation {results['one_evaluation_s']:.2f} s; medians of {args.repeat} runs")
-    print(f"  {'':<34} {'before':>9} {'after':>9}")
-    for key, label in (
-        ("first_s", "first build"),
-        ("noop_pantsd_s", "no-op package, pantsd warm"),
-        ("noop_no_pantsd_s", "no-op package, no pantsd"),
-    ):
-        print(f"  {label:<34} {results['before'][key]:8.2f}s {results['after'][key]:8.2f}s")
-    out_dir = REPO / "build-support/bench/results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"evaluation-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2, sort_keys=True))
-    print(f"\nwrote {out}")
+    report(
+        f"10 images, one evaluation {results['one_evaluation_s']:.2f} s; medians of {args.repeat} runs",
+        results,
+        (
+            ("first_s", "first build"),
+            ("noop_pantsd_s", "no-op package, pantsd warm"),
+            ("noop_no_pantsd_s", "no-op package, no pantsd"),
+        ),
+        "evaluation",
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Every Pants run's exit code is checked. Results go to build-support/bench/result
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 import time
@@ -26,10 +25,9 @@ import urllib.request
 from pathlib import Path
 
 from nix_docker_bench.buildgrid import free_port
-from nix_docker_bench.evaluation import checkout, pants
+from nix_docker_bench.before_after import REPO, checkout, pants, report
 from nix_docker_bench.workspace import copy_repo
 
-REPO = Path(__file__).resolve().parents[3]
 IMAGES = "examples/monorepo::"
 CHANGED = "examples/monorepo/src/monorepo_services/billing.py"
 
@@ -100,19 +98,16 @@ def main() -> None:
             with Registry(Path(tmp) / f"registry-{name}") as registry:
                 results[name] = measure(workspace, registry)
 
-    print("\npublish of the 10 monorepo images (layers in the local cache, new pantsd)")
-    print(f"  {'':<40} {'before':>9} {'after':>9}")
-    for key, label in (
-        ("first_publish_s", "first publish, empty registry"),
-        ("publish_after_one_app_change_s", "publish after one app change"),
-        ("republish_unchanged_s", "publish, nothing changed"),
-    ):
-        print(f"  {label:<40} {results['before'][key]:8.2f}s {results['after'][key]:8.2f}s")
-    out_dir = REPO / "build-support/bench/results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"publish-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2, sort_keys=True))
-    print(f"\nwrote {out}")
+    report(
+        "publish of the 10 monorepo images (layers in the local cache, new pantsd)",
+        results,
+        (
+            ("first_publish_s", "first publish, empty registry"),
+            ("publish_after_one_app_change_s", "publish after one app change"),
+            ("republish_unchanged_s", "publish, nothing changed"),
+        ),
+        "publish",
+    )
 
 
 if __name__ == "__main__":
