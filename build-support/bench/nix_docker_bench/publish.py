@@ -24,8 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from nix_docker_bench.buildgrid import free_port
 from nix_docker_bench.before_after import REPO, checkout, pants, report
+from nix_docker_bench.buildgrid import free_port
 from nix_docker_bench.workspace import copy_repo
 
 IMAGES = "examples/monorepo::"
