@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import hashlib
 import json
 import os
@@ -322,8 +323,12 @@ def layer_store_paths(path: str, media_type: str) -> tuple[str, ...]:
 
             stream: Any = zstandard.ZstdDecompressor().stream_reader(raw)
             mode = "r|"
+        elif media_type == MEDIA_TYPE_OCI_GZIP:
+            # GzipFile, not tarfile's "r|gz": that one stops after the first gzip member, and
+            # layers of several members are ordinary (ours are, one per 1 MiB block).
+            stream, mode = gzip.GzipFile(fileobj=raw), "r|"
         else:
-            stream, mode = raw, "r|*"  # tarfile reads plain and gzip tars itself
+            stream, mode = raw, "r|*"  # an uncompressed tar (or one tarfile recognises)
         with tarfile.open(fileobj=stream, mode=mode) as tar:
             for member in tar:
                 match = _STORE_MEMBER.match(member.name)

@@ -227,3 +227,15 @@ def test_lists_the_store_paths_a_layer_ships(tmp_path: Path) -> None:
     plain, _ = _layer({"./" + b[1:] + "/x": b"z"}, compress=False)
     (tmp_path / "plain").write_bytes(plain)
     assert layer_store_paths(str(tmp_path / "plain"), MEDIA_TYPE_OCI_TAR) == (b,)
+
+
+def test_lists_the_store_paths_of_a_layer_of_several_gzip_members(tmp_path: Path) -> None:
+    # Our own layers are one gzip member per 1 MiB block; a base image built by this backend has
+    # them, and tarfile's own "r|gz" would stop after the first member.
+    paths = ["/nix/store/" + c * 32 + f"-pkg-{c}" for c in "abcd"]
+    tar, _ = _layer({p[1:] + "/data": os.urandom(600_000) for p in paths}, compress=False)
+    block = 1 << 20
+    blob = b"".join(gzip.compress(tar[i : i + block], mtime=0) for i in range(0, len(tar), block))
+    assert blob.count(b"\x1f\x8b\x08") >= 3
+    (tmp_path / "layer").write_bytes(blob)
+    assert layer_store_paths(str(tmp_path / "layer"), MEDIA_TYPE_OCI_GZIP) == tuple(paths)
