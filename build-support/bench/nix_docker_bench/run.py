@@ -342,7 +342,7 @@ def report(r: dict, limit: float) -> None:
         row(
             "rebuild after app-only change (wall)", r["app_change_s"], f"{r['app_change_layers_built']} layer processes"
         )
-        row("rebuild after app-only change, minus no-op", r["app_change_s"] - r["noop_s"])
+        row("rebuild after app-only change, minus no-op", r["app_change_s"] - r["cold_noop_s"])
     if "twenty_images_s" in r:
         row(
             "20 images sharing a fresh closure (wall)",
