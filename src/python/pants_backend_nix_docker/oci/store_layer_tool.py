@@ -29,8 +29,8 @@ from pants_backend_nix_docker.oci.compression import (
 from pants_backend_nix_docker.oci.tarball import TarError, store_layer_entries
 
 
-def _write_layer(paths: list[str], codec: LayerCodec, out_dir: str) -> dict:
-    return write_blob(store_layer_entries(paths), codec, out_dir)
+def _write_layer(paths: list[str], codec: LayerCodec, out_dir: str, workers: int = 1) -> dict:
+    return write_blob(store_layer_entries(paths), codec, out_dir, workers)
 
 
 def write_layers(layers: list[list[str]], codec: LayerCodec, out_dir: str) -> list[dict]:
@@ -38,7 +38,7 @@ def write_layers(layers: list[list[str]], codec: LayerCodec, out_dir: str) -> li
     compresses its blocks in parallel; a batch of small layers writes several layers at once."""
     cores = usable_cores()
     if len(layers) == 1 or cores == 1:
-        return [write_blob(store_layer_entries(paths), codec, out_dir, workers=cores) for paths in layers]
+        return [_write_layer(paths, codec, out_dir, workers=cores) for paths in layers]
     import multiprocessing
 
     with multiprocessing.get_context("fork").Pool(min(cores, len(layers))) as pool:
