@@ -148,5 +148,14 @@ if [[ ! -f "$pex_file" ]]; then
   cp "$cached_pex" "$pex_file.tmp" && mv "$pex_file.tmp" "$pex_file"
 fi
 
+# The arm64 package set's .deb files (build-support/nix/aarch64-linux.nix), and qemu's aarch64
+# handler, so multi-platform images build and their arm64 image runs here.
+if [[ "$is_debian" == true && "$(id -u)" == 0 ]]; then
+  "$(dirname "${BASH_SOURCE[0]}")/arm64-packages.sh" "$buildroot"
+else
+  log "not root on Debian: the arm64 package set needs its .deb files added by hand (see arm64-packages.sh)"
+fi
+"$(dirname "${BASH_SOURCE[0]}")/binfmt.sh" "$cache_dir"
+
 touch "$cache_dir/bootstrap-v$bootstrap_version.ok"
 log "done"

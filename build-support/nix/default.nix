@@ -4,12 +4,20 @@
 #
 #   nix-build build-support/nix -A hello
 #   nix path-info -rsh $(nix-build build-support/nix -A python3)
+#
+# A function of the packages' system, as nixpkgs is: `nix-build build-support/nix --argstr system
+# aarch64-linux -A hello` gives the arm64 set (`aarch64-linux.nix`), Debian's arm64 binaries
+# unpacked by this machine, as nixpkgs' pkgsCross builds here for there.
+{ system ? builtins.currentSystem }:
 let
-  inherit (import ./lib.nix) run hostFiles hostLibrary debVersion busyboxBinary;
+  inherit (import ./lib.nix) run hostFiles hostLibrary debVersion busyboxBinary helloScript;
 
   multiarch = /usr/lib/x86_64-linux-gnu;
 in
-rec {
+if system == "aarch64-linux" && builtins.currentSystem != "aarch64-linux" then import ./aarch64-linux.nix
+else if system != builtins.currentSystem then
+  throw "this package set has packages for ${builtins.currentSystem} (this machine) and aarch64-linux, not ${system}"
+else rec {
   busybox = run {
     name = "busybox-${debVersion "busybox-static"}";
     script = ''
@@ -119,15 +127,5 @@ rec {
   };
 
   # A script package whose only reference is busybox: the smallest real closure.
-  hello = run {
-    name = "hello-1.0";
-    script = ''
-      mkdir -p "$out/bin"
-      cat > "$out/bin/hello" <<HELLO
-      #!${busybox}/bin/sh
-      echo "Hello from a Nix closure in a reproducible OCI image!"
-      HELLO
-      chmod 0555 "$out/bin/hello"
-    '';
-  };
+  hello = helloScript busybox;
 }

@@ -77,7 +77,19 @@ let
         ${extraScript}
       '';
     };
+  # The hello package of every system: a script whose only reference is its system's busybox.
+  helloScript = busybox: run {
+    name = "hello-1.0";
+    script = ''
+      mkdir -p "$out/bin"
+      cat > "$out/bin/hello" <<HELLO
+      #!${busybox}/bin/sh
+      echo "Hello from a Nix closure in a reproducible OCI image!"
+      HELLO
+      chmod 0555 "$out/bin/hello"
+    '';
+  };
 in
 {
-  inherit run hostFiles hostLibrary debVersion busyboxBinary patchelfBinary;
+  inherit run hostFiles hostLibrary debVersion busyboxBinary patchelfBinary helloScript;
 }

@@ -30,10 +30,11 @@ from pants.engine.target import (
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
-from pants_backend_nix_docker.nix.installables import InstallableError, parse_installable
+from pants_backend_nix_docker.nix.installables import InstallableError, for_system, parse_installable
 from pants_backend_nix_docker.nix.sizes import parse_size
 from pants_backend_nix_docker.oci.accounts import parse_directories, parse_groups, parse_users
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError, parse_base_image
+from pants_backend_nix_docker.oci.platforms import PlatformError, platform_of
 from pants_backend_nix_docker.oci.rootfs import RootfsError, check_image_path
 from pants_backend_nix_docker.oci.tags import TagError, check_template
 
@@ -95,7 +96,7 @@ class NixImagePackagesField(StringSequenceField):
             )
         for entry in value:
             try:
-                parse_installable(entry, address.spec_path)
+                parse_installable(for_system(entry, "x86_64-linux"), address.spec_path)
             except InstallableError as e:
                 raise _invalid(
                     cls,
@@ -601,6 +602,45 @@ class NixImageOutputPathField(OutputPathField):
     )
 
 
+class NixImagePlatformsField(StringSequenceField):
+    alias = "platforms"
+    help = help_text(
+        f"""
+        The Nix systems to build the image for. Left out, the image is for this machine's system
+        (its Nix builds the packages), as one image manifest. Two or more give one OCI image
+        index with an image per platform, its layers stored once where the platforms share them,
+        published under one tag: a pull on each machine gets its own.
+
+        Each platform's packages are its own: `${{system}}` in a `packages` entry becomes the
+        system (`nixpkgs#legacyPackages.${{system}}.hello`), and a `.nix` file that is a function
+        taking `system` is called with it, like `nix-build FILE --argstr system SYSTEM`
+        (`import <nixpkgs> {{ system = ...; }}` in the file gives nixpkgs for it). OCI names:
+        `x86_64-linux` is linux/amd64, `aarch64-linux` linux/arm64/v8, `armv7l-linux`
+        linux/arm/v7, `armv6l-linux` linux/arm/v6, `i686-linux` linux/386, `riscv64-linux`,
+        `powerpc64le-linux` (ppc64le), `s390x-linux`. Building for another system needs a Nix that
+        can: a remote builder, binfmt emulation (`extra-platforms`), or cross-compiled packages.
+        Example: `platforms=["x86_64-linux", "aarch64-linux"]`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        if not value:
+            raise _invalid(cls, address, [], "it is empty", "Leave it out for this machine's system, or list systems.")
+        for system in value:
+            try:
+                platform_of(system)
+            except PlatformError as e:
+                raise _invalid(cls, address, system, str(e), 'For example `platforms=["x86_64-linux", "aarch64-linux"]`.')
+        repeated = sorted({system for system in value if value.count(system) > 1})
+        if repeated:
+            raise _invalid(cls, address, list(value), f"{', '.join(repeated)} is listed twice", "List each once.")
+        return value
+
+
 class NixImageForbiddenReferencesField(StringSequenceField):
     alias = "forbidden_references"
     help = help_text(
@@ -703,6 +743,7 @@ class NixImageFields(FieldSet):
     base_image: NixImageBaseImageField
     forbidden_references: NixImageForbiddenReferencesField
     max_image_size: NixImageMaxImageSizeField
+    platforms: NixImagePlatformsField
     closure_graph: NixImageClosureGraphField
     entrypoint: NixImageEntrypointField
     cmd: NixImageCmdField

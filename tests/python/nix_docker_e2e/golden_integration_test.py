@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nix_docker_e2e.harness import Repo
-from nix_docker_e2e.oci_archive import layer_digests, manifest_digest
+from nix_docker_e2e.oci_archive import layer_digests, manifest_digest, platform_manifests
 from pants_backend_nix_docker.oci.compression import LayerCodec
 from pants_backend_nix_docker.oci.store_layer_tool import main as store_layer_tool
 
@@ -25,14 +25,16 @@ STORE_PATH = "/nix/store/ixshkln0myp4nvs8yx4lhbgaijis5fn2-golden-tool-1.0"
 # The tar (the diff_id) is the same whatever the compression; each compressed blob is pinned too.
 GOLDEN_DIFF_ID = "sha256:b07bb6776f392a71cddc52e9e16ad490d688cc3ea4c39866802f353c9cd12d33"
 GOLDEN_LAYERS = {
+    ("gzip", "libdeflate", 5): "sha256:07a9f610f919e3827d7faa8519042f6e89c2e14fdafb8f4f623430ae73e1b1ea",
     ("gzip", "libdeflate", 6): "sha256:628b72361d65ced6d104d0acd84c17559bbf943f579dedb4bb5a421e84476b02",
     ("gzip", "isal", 1): "sha256:90e767e6eb5c3c496289b3d046d6c26d23c424090ff5987871651aa714a50d0c",
     ("zstd", "zstandard", 3): "sha256:3b52f628d8d4cffe3198171a4d89eb52b155caa92e00d965ed523640916b64f1",
 }
-GOLDEN_IMAGE_MANIFEST = "sha256:a62b0b1a63e9e6d00cfbe7a2a98f78b3731fa41d4716d84b17113aaac50a9286"
+GOLDEN_IMAGE_MANIFEST = "sha256:822fa56a3d3b5ac4eec7567e6514408162deccbbdd3608ec217f1827dcd3275d"
+GOLDEN_INDEX = "sha256:8a51750ccb5265ff905dd3bcfe8030b9ef859c1c37407f8289c9ad1f106f6339"
 GOLDEN_IMAGE_LAYERS = [
-    GOLDEN_LAYERS[("gzip", "libdeflate", 6)],  # the store path (the default codec)
-    "sha256:e49f2d35e295e1bb8f221c6b7360594f7e0612b28536acc1e14d5bca05c2ee2e",  # its root filesystem
+    GOLDEN_LAYERS[("gzip", "libdeflate", 5)],  # the store path (the default codec)
+    "sha256:1bd272df2fd263dfdccdce4f0098a75658f204afdf779d2d6a546d33533493ae",  # its root filesystem
 ]
 
 
@@ -63,12 +65,18 @@ def test_a_store_layer_has_its_golden_digest(
 
 def test_an_image_has_its_golden_manifest(store_path: str, tmp_path: Path) -> None:
     repo = Repo.copy_to(tmp_path / "repo")
+    fields = f'packages=["{store_path}"], entrypoint=["/bin/golden"], users={{"app": 1000}}, user="app"'
     repo.write(
         "testprojects/golden/BUILD",
-        f'nix_docker_image(name="image", packages=["{store_path}"], entrypoint=["/bin/golden"], '
-        'users={"app": 1000}, user="app")\n',
+        f'nix_docker_image(name="image", {fields})\n'
+        f'nix_docker_image(name="multi", {fields}, platforms=["x86_64-linux", "aarch64-linux"])\n',
     )
-    repo.pants("package", "testprojects/golden:image").assert_success()
+    repo.pants("package", "testprojects/golden:image", "testprojects/golden:multi").assert_success()
     archive = repo.root / "dist/testprojects.golden/image.tar"
     assert layer_digests(archive) == GOLDEN_IMAGE_LAYERS
     assert manifest_digest(archive) == GOLDEN_IMAGE_MANIFEST
+    # The same files for two platforms (a store path is the same on both): the amd64 image is the
+    # single-platform one, byte for byte, and the index that names both is pinned too.
+    multi = repo.root / "dist/testprojects.golden/multi.tar"
+    assert manifest_digest(multi) == GOLDEN_INDEX
+    assert [m["digest"] for m in platform_manifests(multi)][0] == GOLDEN_IMAGE_MANIFEST

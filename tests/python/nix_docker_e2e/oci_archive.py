@@ -45,3 +45,11 @@ def layer_digests(archive: Path) -> list[str]:
         index = json.loads(member_bytes(tf, "index.json"))
         manifest = json.loads(member_bytes(tf, "blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
         return [layer["digest"] for layer in manifest["layers"]]
+
+
+def platform_manifests(archive: Path) -> list[dict]:
+    """The entries (digest, size, platform) of a multi-platform archive's image index."""
+    with tarfile.open(archive) as tf:
+        top = json.loads(member_bytes(tf, "index.json"))["manifests"][0]
+        assert top["mediaType"] == "application/vnd.oci.image.index.v1+json", top
+        return json.loads(member_bytes(tf, "blobs/sha256/" + top["digest"].split(":")[1]))["manifests"]

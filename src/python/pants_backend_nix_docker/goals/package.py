@@ -15,7 +15,7 @@ from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.sizes import human_size
 from pants_backend_nix_docker.target_types import NixImageFields
-from pants_backend_nix_docker.util_rules.image import NixImage
+from pants_backend_nix_docker.util_rules.image import BuildImageRequest, BuiltImage, NixImage
 from pants_backend_nix_docker.util_rules.image_plan import NixImageRequest
 from pants_backend_nix_docker.util_rules.layers import BuiltLayer
 
@@ -35,6 +35,7 @@ class BuiltNixImage(BuiltPackageArtifact):
     repository: str = ""
     tags: tuple[str, ...] = ()
     transport: str = "oci-archive"  # how skopeo names it: "oci-archive" or "oci" (a layout)
+    index: bool = False  # a multi-platform image: pushed with every platform's image
 
 
 _SOURCE_WORDS = {
@@ -55,31 +56,41 @@ def layer_provenance(layers: tuple[BuiltLayer, ...], run_id: RunId, base_layers:
     return ", ".join(said + ([f"{base_layers} from the base image"] if base_layers else []))
 
 
+def _image_lines(image: NixImage, run_id: RunId, platform_too: bool) -> tuple[str, ...]:
+    platform = f" for {image.platform.oci_name} ({image.platform.system})" if platform_too else ""
+    return (
+        f"    {human_size(image.size)}{platform} in {len(image.layers) + image.base_layers} layers, "
+        f"{len(image.closure_paths)} store paths; layers: {layer_provenance(image.layers, run_id, image.base_layers)}",
+    )
+
+
 @rule(desc="Packaging a Nix docker image", level=LogLevel.DEBUG)
 async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: RunId) -> BuiltPackage:
     # Under `pants publish` nothing is written to dist/ and the push reads blobs: skip the archive.
     goals = await Get(CurrentExecutingGoals)
     request = field_set.image_request(layout_only=goals.is_running("publish"))
-    image = await Get(NixImage, NixImageRequest, request)
-    names = ", ".join(f"{request.repository}:{tag}" for tag in image.tags)
+    built = await Get(BuiltImage, BuildImageRequest(request))
+    names = ", ".join(f"{request.repository}:{tag}" for tag in built.tags)
+    what = f"index of {len(built.images)} platforms" if built.is_index else "image"
     return BuiltPackage(
-        image.digest,
+        built.digest,
         (
             BuiltNixImage(
-                image.output_path,
+                built.output_path,
                 extra_log_lines=(
-                    f"    image {names}: {image.manifest_digest}",
-                    f"    {human_size(image.size)} in {len(image.layers) + image.base_layers} layers, "
-                    f"{len(image.closure_paths)} store paths; layers: "
-                    f"{layer_provenance(image.layers, run_id, image.base_layers)}",
+                    f"    {what} {names}: {built.image_digest}",
+                    *(line for image in built.images for line in _image_lines(image, run_id, built.is_index)),
                 ),
                 repository=request.repository,
-                tags=image.tags,
+                tags=built.tags,
                 transport="oci-archive" if request.output_format == "archive" else "oci",
+                index=built.is_index,
             ),
-            BuiltPackageArtifact(image.report_path),
-            BuiltPackageArtifact(image.sbom_path),
-            *(BuiltPackageArtifact(path) for path in image.graph_paths),
+            *(
+                BuiltPackageArtifact(path)
+                for image in built.images
+                for path in (image.report_path, image.sbom_path, *image.graph_paths)
+            ),
         ),
     )
 

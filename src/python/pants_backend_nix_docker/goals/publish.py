@@ -107,6 +107,8 @@ async def publish_nix_image(
             continue
         for tag, ref in zip(tags, refs):
             argv = [skopeo_path, "copy", "--retry-times", "3", "--preserve-digests"]
+            # An index goes with every platform's image; by default skopeo would pick the host's.
+            argv += ["--all"] if built.index else []
             if not registry.tls_verify:
                 argv.append("--dest-tls-verify=false")
             if registry.cert_dir:

@@ -18,7 +18,7 @@ from pants.util.strutil import softwrap
 
 from pants_backend_nix_docker.goals.package import NixDockerImageFieldSet
 from pants_backend_nix_docker.nix import report as report_lib
-from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
+from pants_backend_nix_docker.util_rules.image import BuildImageRequest, BuiltImage
 
 
 class NixImageReportSubsystem(GoalSubsystem):
@@ -47,8 +47,8 @@ class NixImageReport(Goal):
 @goal_rule
 async def nix_image_report(console: Console, subsystem: NixImageReportSubsystem, targets: Targets) -> NixImageReport:
     field_sets = [NixDockerImageFieldSet.create(t) for t in targets if NixDockerImageFieldSet.is_applicable(t)]
-    images = await MultiGet(Get(NixImage, NixImageRequest, fs.image_request()) for fs in field_sets)
-    for report in (image.report for image in images):
+    built = await MultiGet(Get(BuiltImage, BuildImageRequest(fs.image_request())) for fs in field_sets)
+    for report in (image.report for each in built for image in each.images):
         if subsystem.why:
             console.print_stdout(report_lib.render_why(report, subsystem.why, subsystem.width))
         else:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.util_rules.system_binaries import BashBinary
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.platform import Platform as PantsPlatform
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
@@ -18,7 +19,9 @@ from pants.util.logging import LogLevel
 from pants_backend_nix_docker.goals.package import NixDockerImageFieldSet
 from pants_backend_nix_docker.subsystems.nix_docker import ImageRuntime, NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.binaries import DockerCliBinary, PodmanBinary, Program
-from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest
+from pants_backend_nix_docker.oci.platforms import Platform, host_system
+from pants_backend_nix_docker.target_types import NixImagePlatformsField
+from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest, image_platforms
 
 # The engines need to know who runs them and where their storage and configuration live.
 _PASSED_ENV = (
@@ -54,6 +57,21 @@ def image_name(engine: str, repository: str, tag: str) -> str:
     return f"localhost/{repository}:{tag}" if engine == "podman" else f"{repository}:{tag}"
 
 
+def run_platform(request: NixImageRequest, wanted: str | None, platforms: tuple[Platform, ...], host: str) -> Platform:
+    """The image's platform `pants run` runs: `[nix-docker].run_platform`, else the host's (the
+    image's first when it has none for the host)."""
+    if wanted is None:
+        return next((p for p in platforms if p.system == host), platforms[0])
+    for platform in platforms:
+        if platform.system == wanted:
+            return platform
+    raise InvalidFieldException(
+        f"The {NixImagePlatformsField.alias!r} field in target {request.address} has no {wanted!r}, which "
+        f"[nix-docker].run_platform asks `pants run` to run (it has: {', '.join(p.system for p in platforms)}). "
+        "Add it to `platforms`, or run one of those."
+    )
+
+
 @dataclass(frozen=True)
 class NixDockerImageRunFieldSet(NixDockerImageFieldSet, RunFieldSet):
     run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
@@ -61,9 +79,7 @@ class NixDockerImageRunFieldSet(NixDockerImageFieldSet, RunFieldSet):
 
 @rule(desc="Preparing to run a Nix image")
 async def run_nix_image(
-    field_set: NixDockerImageRunFieldSet,
-    settings: NixDockerSubsystem,
-    bash: BashBinary,
+    field_set: NixDockerImageRunFieldSet, settings: NixDockerSubsystem, bash: BashBinary, host: PantsPlatform
 ) -> RunRequest:
     if field_set.output_format.value != "archive":
         raise InvalidFieldException(
@@ -90,7 +106,12 @@ async def run_nix_image(
         )
         docker_answers = answer.exit_code == 0
     engine, engine_path = choose_runtime(settings.runtime.value, podman.program, docker.program, docker_answers)
-    built = await Get(NixImage, NixImageRequest, field_set.image_request())
+    request = field_set.image_request()
+    platform = run_platform(
+        request, settings.run_platform, image_platforms(request, host), host_system(host.value)
+    )
+    # One platform's image alone: podman and docker load an index as the host's image only.
+    built = await Get(NixImage, NixImageRequest, request.for_platform(platform, in_index=False))
     image = image_name(engine, field_set.repository.value_or_default(field_set.address), built.tags[0])
     return RunRequest(
         digest=built.digest,

@@ -65,7 +65,8 @@ let
   key = path: builtins.unsafeDiscardStringContext (toString path);
   guardedImport = path: memo.${key path} or (builtins.scopedImport scope path);
   load = if req.cacheable then guardedImport else import;
-  autoCall = v: if builtins.isFunction v then v { } else v;
+  # As nix-build's auto-calling: a function gets those of the arguments it declares.
+  autoCall = v: if builtins.isFunction v then v (builtins.intersectAttrs (builtins.functionArgs v) (req.args or { })) else v;
   select = builtins.foldl' (v: name: (autoCall v).${name});
   isDerivation = v: builtins.isAttrs v && v.type or null == "derivation";
   derivations = v:
@@ -124,22 +125,27 @@ def attributes_by_file(installables: Iterable[Installable]) -> dict[str, tuple[A
     return {file: tuple(sorted(attrs, key=lambda a: a.path or "")) for file, attrs in sorted(found.items())}
 
 
-def evaluation_request(file: str, attrs: tuple[Attribute, ...], cacheable_files: tuple[str, ...] | None) -> str:
+def evaluation_request(
+    file: str, attrs: tuple[Attribute, ...], cacheable_files: tuple[str, ...] | None, system: str | None = None
+) -> str:
     """The wrapper's `request` argument. `file` and `cacheable_files` are absolute paths;
-    `cacheable_files` None asks for an unrestricted evaluation."""
-    return json.dumps(
-        {
-            "file": file,
-            "attrs": [list(a.parts) for a in attrs],
-            "cacheable": cacheable_files is not None,
-            "files": sorted(cacheable_files or ()),
-        },
-        sort_keys=True,
-    )
+    `cacheable_files` None asks for an unrestricted evaluation. `system`: what functions taking a
+    `system` argument are called with (`--argstr system`); None leaves them their default."""
+    request = {
+        "file": file,
+        "attrs": [list(a.parts) for a in attrs],
+        "cacheable": cacheable_files is not None,
+        "files": sorted(cacheable_files or ()),
+    }
+    return json.dumps({**request, "args": {"system": system}} if system else request, sort_keys=True)
 
 
 def evaluation_argv(
-    nix_instantiate: str, file: str, attrs: tuple[Attribute, ...], cacheable_files: tuple[str, ...] | None
+    nix_instantiate: str,
+    file: str,
+    attrs: tuple[Attribute, ...],
+    cacheable_files: tuple[str, ...] | None,
+    system: str | None = None,
 ) -> tuple[str, ...]:
     restrictions: tuple[str, ...] = ()
     if cacheable_files is not None:
@@ -168,7 +174,7 @@ def evaluation_argv(
         WRAPPER,
         "--argstr",
         "request",
-        evaluation_request(file, attrs, cacheable_files),
+        evaluation_request(file, attrs, cacheable_files, system),
     )
 
 

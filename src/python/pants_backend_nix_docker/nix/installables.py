@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from pants_backend_nix_docker.nix.closure import is_store_path, store_path_name
+from pants_backend_nix_docker.oci.platforms import SYSTEM_PLACEHOLDER
 
 STORE_PATH = "store-path"
 FILE_ATTR = "file"
@@ -95,15 +96,20 @@ def parse_installable(raw: str, spec_path: str) -> Installable:
     )
 
 
+def for_system(raw: str, system: str) -> str:
+    """A `packages` entry with `${system}` replaced: the installable of one platform's image."""
+    return raw.replace(SYSTEM_PLACEHOLDER, system)
+
+
 def image_installables(
-    packages: Iterable[str], spec_path: str, cacert_package: str | None
+    packages: Iterable[str], spec_path: str, cacert_package: str | None, system: str = "x86_64-linux"
 ) -> tuple[tuple[Installable, str], ...]:
-    """An image's installables, each with the directory it is relative to: its `packages` (relative
-    to its BUILD file's directory `spec_path`), then the CA bundle's package when the image wants CA
-    certificates (`cacert_package`, relative to the build root)."""
-    wanted = [(parse_installable(raw, spec_path), spec_path) for raw in packages]
+    """An image's installables for one platform's `system`, each with the directory it is relative
+    to: its `packages` (relative to its BUILD file's directory `spec_path`), then the CA bundle's
+    package when the image wants CA certificates (`cacert_package`, relative to the build root)."""
+    wanted = [(parse_installable(for_system(raw, system), spec_path), spec_path) for raw in packages]
     if cacert_package is not None:
-        wanted.append((parse_installable(cacert_package, ""), ""))
+        wanted.append((parse_installable(for_system(cacert_package, system), ""), ""))
     return tuple(wanted)
 
 

@@ -129,25 +129,51 @@ def _read_json_blob(layout: str, digest: str) -> dict[str, Any]:
     return json.loads(data)
 
 
-def _image_manifests(layout: str, index: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """Every linux/amd64 (or platform-less) image manifest descriptor, through nested indexes."""
+def _matches(found: Mapping[str, Any], wanted: str) -> bool:
+    """Whether an index entry's (or a config's) platform is `wanted` (`os/architecture[/variant]`).
+    A missing variant matches any; arm64's only variant, v8, may be left out."""
+    os_name, architecture, *variant = wanted.split("/")
+    if (found.get("os"), found.get("architecture")) != (os_name, architecture):
+        return False
+    have = found.get("variant") or ""
+    want = variant[0] if variant else ""
+    return not have or not want or have == want or {have, want} <= {"v8", ""}
+
+
+def _platform_name(found: Mapping[str, Any]) -> str:
+    return "/".join(p for p in (found.get("os"), found.get("architecture"), found.get("variant")) if p)
+
+
+def _image_manifests(layout: str, index: Mapping[str, Any], platform: str) -> Iterator[Mapping[str, Any]]:
+    """Every image manifest descriptor for `platform` (or without one), through nested indexes."""
     for descriptor in index.get("manifests", ()):
-        platform = descriptor.get("platform") or {}
-        if platform and (platform.get("os"), platform.get("architecture")) != ("linux", "amd64"):
+        found = descriptor.get("platform") or {}
+        if found and not _matches(found, platform):
             continue
         if descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
-            yield from _image_manifests(layout, _read_json_blob(layout, descriptor["digest"]))
+            yield from _image_manifests(layout, _read_json_blob(layout, descriptor["digest"]), platform)
         else:
             yield descriptor
 
 
-def _choose_manifest(layout: str, pin: str | None) -> str:
+def _platforms_in(layout: str, index: Mapping[str, Any]) -> set[str]:
+    """The platforms an index's entries name, through nested indexes."""
+    names = set()
+    for descriptor in index.get("manifests", ()):
+        if descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
+            names |= _platforms_in(layout, _read_json_blob(layout, descriptor["digest"]))
+        elif descriptor.get("platform"):
+            names.add(_platform_name(descriptor["platform"]))
+    return names
+
+
+def _choose_manifest(layout: str, pin: str | None, platform: str) -> str:
     with open(os.path.join(layout, "index.json")) as f:
         index = json.load(f)
     if pin:
         # The pin names the image: it may be any manifest (or index) the layout holds.
         known = {d["digest"] for d in index.get("manifests", ())} | {
-            d["digest"] for d in _image_manifests(layout, index)
+            d["digest"] for d in _image_manifests(layout, index, platform)
         }
         if pin not in known:
             raise BaseImageError(
@@ -156,30 +182,34 @@ def _choose_manifest(layout: str, pin: str | None) -> str:
             )
         descriptor = next((d for d in index.get("manifests", ()) if d["digest"] == pin), None)
         if descriptor and descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
-            return _only_manifest(layout, _read_json_blob(layout, pin))
+            return _only_manifest(layout, _read_json_blob(layout, pin), platform)
         return pin
-    return _only_manifest(layout, index)
+    return _only_manifest(layout, index, platform)
 
 
-def _only_manifest(layout: str, index: Mapping[str, Any]) -> str:
-    digests = sorted({d["digest"] for d in _image_manifests(layout, index)})
+def _only_manifest(layout: str, index: Mapping[str, Any], platform: str) -> str:
+    digests = sorted({d["digest"] for d in _image_manifests(layout, index, platform)})
     if not digests:
-        raise BaseImageError("it holds no linux/amd64 image")
+        has = ", ".join(sorted(_platforms_in(layout, index))) or "none"
+        raise BaseImageError(
+            f"it holds no {platform} image (its platforms: {has}); use a base image that has one, or drop that "
+            "platform from `platforms`"
+        )
     if len(digests) > 1:
         raise BaseImageError(
-            f"it holds {len(digests)} images ({', '.join(digests)}); choose one by writing PATH@DIGEST"
+            f"it holds {len(digests)} {platform} images ({', '.join(digests)}); choose one by writing PATH@DIGEST"
         )
     return digests[0]
 
 
-def read_oci_layout(layout: str, pin: str | None) -> ReadImage:
+def read_oci_layout(layout: str, pin: str | None, platform: str = "linux/amd64") -> ReadImage:
     """The image in an OCI layout directory, and where each layer blob is."""
     if not os.path.isfile(os.path.join(layout, "index.json")):
         raise BaseImageError("it is not an OCI layout (no index.json)")
-    manifest_digest = _choose_manifest(layout, pin)
+    manifest_digest = _choose_manifest(layout, pin, platform)
     manifest = _read_json_blob(layout, manifest_digest)
     config = _read_json_blob(layout, manifest["config"]["digest"])
-    _check_platform(config)
+    _check_platform(config, platform)
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(manifest.get("layers", [])):
         raise BaseImageError(f"its config lists {len(diff_ids)} diff_ids for {len(manifest.get('layers', []))} layers")
@@ -200,7 +230,7 @@ def read_oci_layout(layout: str, pin: str | None) -> ReadImage:
     )
 
 
-def read_docker_archive(root: str) -> ReadImage:
+def read_docker_archive(root: str, platform: str = "linux/amd64") -> ReadImage:
     """The image in an unpacked `docker save` archive (manifest.json with Config and Layers)."""
     with open(os.path.join(root, "manifest.json")) as f:
         entries = json.load(f)
@@ -211,7 +241,7 @@ def read_docker_archive(root: str) -> ReadImage:
     with open(config_path, "rb") as f:
         config_bytes = f.read()
     config = json.loads(config_bytes)
-    _check_platform(config)
+    _check_platform(config, platform)
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(entry["Layers"]):
         raise BaseImageError(f"its config lists {len(diff_ids)} diff_ids for {len(entry['Layers'])} layers")
@@ -240,10 +270,12 @@ def read_docker_archive(root: str) -> ReadImage:
     )
 
 
-def _check_platform(config: Mapping[str, Any]) -> None:
-    platform = (config.get("os"), config.get("architecture"))
-    if platform != ("linux", "amd64"):
-        raise BaseImageError(f"it is a {platform[0]}/{platform[1]} image; images built here are linux/amd64")
+def _check_platform(config: Mapping[str, Any], platform: str) -> None:
+    if not _matches(config, platform):
+        raise BaseImageError(
+            f"it is a {_platform_name(config)} image, not {platform}: use a base image for {platform} (or an index "
+            "that has one)"
+        )
 
 
 def _safe_extract(archive: str, dest: str) -> None:
@@ -263,17 +295,17 @@ def _safe_extract(archive: str, dest: str) -> None:
                 shutil.copyfileobj(source, out, 1 << 20)
 
 
-def read_base_image(path: str, pin: str | None, scratch: str) -> ReadImage:
-    """An OCI layout directory, an OCI archive or a docker archive at `path`."""
+def read_base_image(path: str, pin: str | None, scratch: str, platform: str = "linux/amd64") -> ReadImage:
+    """`platform`'s image in an OCI layout directory, an OCI archive or a docker archive at `path`."""
     if os.path.isdir(path):
-        return read_oci_layout(path, pin)
+        return read_oci_layout(path, pin, platform)
     if not tarfile.is_tarfile(path):
         raise BaseImageError("it is neither a directory (an OCI layout) nor a tar archive")
     _safe_extract(path, scratch)
     if os.path.isfile(os.path.join(scratch, "index.json")):
-        return read_oci_layout(scratch, pin)
+        return read_oci_layout(scratch, pin, platform)
     if os.path.isfile(os.path.join(scratch, "manifest.json")):
-        read = read_docker_archive(scratch)
+        read = read_docker_archive(scratch, platform)
         info = read.info
         if pin and pin != info.manifest_digest:
             raise BaseImageError(

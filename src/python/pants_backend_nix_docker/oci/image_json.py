@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from pants_backend_nix_docker.oci.platforms import Platform, platform_of
+
 MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -24,6 +26,8 @@ ANNOTATION_SBOM_MEDIA_TYPE = "dev.pants-nix-docker.sbom.mediatype"
 # What `docker load` of an OCI layout reads to name the image it loads.
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
+# What images are for when their target names no `platforms` and the host is x86-64.
+DEFAULT_PLATFORM = platform_of("x86_64-linux")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -107,6 +111,7 @@ def image_config(
     container: ContainerConfig,
     created: str,
     base_history: Sequence[Mapping[str, Any]] = (),
+    platform: Platform = DEFAULT_PLATFORM,
 ) -> dict[str, Any]:
     """The config; a base image's history comes first, verbatim, as its layers do."""
     own_history = [
@@ -115,8 +120,7 @@ def image_config(
         if layer.created_by is not None
     ]
     return {
-        "architecture": "amd64",
-        "os": "linux",
+        **platform.to_json(),
         "created": created,
         "config": container.to_json(),
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
@@ -134,6 +138,29 @@ def image_manifest(config: Descriptor, layers: Sequence[LayerInfo], annotations:
     if annotations:
         manifest["annotations"] = dict(annotations)
     return manifest
+
+
+def platform_index(manifests: Sequence[tuple[Descriptor, Platform]]) -> dict[str, Any]:
+    """The image index of a multi-platform image: one manifest per platform, in `platforms` order."""
+    entries = [{**manifest.to_json(), "platform": platform.to_json()} for manifest, platform in manifests]
+    return {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": entries}
+
+
+def index_files(
+    manifests: Sequence[tuple[Descriptor, Platform]], repository: str, tags: Sequence[str], docker_manifest: bytes
+) -> tuple[Descriptor, dict[str, bytes]]:
+    """The top files of a multi-platform layout: its platform index as a blob, named by each tag in
+    `index.json` (as `docker buildx` and `skopeo copy --all` write one), and the `manifest.json`
+    of `docker load`, which holds one platform's image (`docker_manifest`: the first's)."""
+    index_bytes = canonical_json(platform_index(manifests))
+    index = Descriptor(MEDIA_TYPE_INDEX, sha256_digest(index_bytes), len(index_bytes))
+    files = {
+        "oci-layout": canonical_json(OCI_LAYOUT),
+        "index.json": canonical_json(image_index(index, repository, tags)),
+        "manifest.json": docker_manifest,
+        blob_path(index.digest): index_bytes,
+    }
+    return index, files
 
 
 def image_index(manifest: Descriptor, repository: str, tags: Sequence[str]) -> dict[str, Any]:
@@ -184,8 +211,9 @@ def image_files(
     tags: Sequence[str],
     annotations: Mapping[str, str] | None = None,
     base_history: Sequence[Mapping[str, Any]] = (),
+    platform: Platform = DEFAULT_PLATFORM,
 ) -> ImageFiles:
-    config_bytes = canonical_json(image_config(layers, container, created, base_history))
+    config_bytes = canonical_json(image_config(layers, container, created, base_history, platform))
     config = Descriptor(MEDIA_TYPE_CONFIG, sha256_digest(config_bytes), len(config_bytes))
     manifest_bytes = canonical_json(image_manifest(config, layers, annotations or {}))
     manifest = Descriptor(MEDIA_TYPE_MANIFEST, sha256_digest(manifest_bytes), len(manifest_bytes))

@@ -39,9 +39,9 @@ from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_
 from pants_backend_nix_docker.oci.tarball import TarError
 
 
-def read_base(path: str, pin: str | None, out_dir: str) -> None:
+def read_base(path: str, pin: str | None, out_dir: str, platform: str = "linux/amd64") -> None:
     scratch = os.path.join(out_dir, ".unpacked")
-    read = read_base_image(path, pin, scratch)
+    read = read_base_image(path, pin, scratch, platform)
     # Store paths are read before the blobs move out of the scratch directory.
     read = read._replace(info=with_store_paths(read.info, read.paths))
     copy_layers(read, out_dir, move=not os.path.isdir(path))
@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base.add_argument("--input", required=True)
     base.add_argument("--pin")
     base.add_argument("--output", required=True)
+    base.add_argument("--platform", default="linux/amd64", help="os/architecture[/variant] of the image to read")
     push_parser = commands.add_parser("push", help="run skopeo copy; explain a failure")
     push_parser.add_argument("--registry", required=True)
     push_parser.add_argument("--what", required=True)
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return push(args.registry, args.what, skopeo_argv)
     try:
         if args.command == "base":
-            read_base(args.input, args.pin, args.output)
+            read_base(args.input, args.pin, args.output, args.platform)
         elif args.command == "rootfs":
             with open(args.spec) as f:
                 spec = RootfsSpec.from_json(json.load(f))

@@ -18,6 +18,8 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.oci.base_image import BaseImageInfo
+from pants_backend_nix_docker.oci.image_json import DEFAULT_PLATFORM
+from pants_backend_nix_docker.oci.platforms import Platform
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError, BaseImageSource, parse_base_image
 from pants_backend_nix_docker.oci.registries import explain_pull_failure, parse_registries, registry_for_host
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
@@ -34,6 +36,7 @@ _PULLED = "pulled"
 class BaseImageRequest:
     address: Address
     value: str | None  # the `base_image` field; None: no base image
+    platform: Platform = DEFAULT_PLATFORM  # whose image to take from a multi-platform base
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ async def _pull(request: BaseImageRequest, source: BaseImageSource, settings: Ni
     assert source.reference and source.registry_host
     registry = registry_for_host(source.registry_host, parse_registries(settings.registries))
     argv = [skopeo_path, "copy", "--quiet", "--retry-times", "3", "--preserve-digests"]
+    # From an index, the image of the platform being built (skopeo would pick the host's).
+    argv += ["--override-os", request.platform.os, "--override-arch", request.platform.architecture]
+    argv += ["--override-variant", request.platform.variant] if request.platform.variant else []
     if not registry.tls_verify:
         argv.append("--src-tls-verify=false")
     if registry.cert_dir:
@@ -155,7 +161,8 @@ async def read_base_image(request: BaseImageRequest, settings: NixDockerSubsyste
             )
         input_digest, input_path, pin = snapshot.digest, source.path, source.pin
 
-    argv = ["base", "--input", input_path, "--output", "base"] + (["--pin", pin] if pin else [])
+    argv = ["base", "--input", input_path, "--output", "base", "--platform", request.platform.oci_name]
+    argv += ["--pin", pin] if pin else []
     # Asked for here, not as a rule parameter: an image without a base needs no image tool.
     tool = await Get(ImageToolPex)
     result = await Get(

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.platform import Platform as PantsPlatform
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
@@ -18,7 +19,17 @@ from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import Closure
 from pants_backend_nix_docker.nix.report import ImageReport
-from pants_backend_nix_docker.oci.image_json import canonical_json
+from pants_backend_nix_docker.nix.installables import FILE_ATTR
+from pants_backend_nix_docker.oci.image_json import (
+    DEFAULT_PLATFORM,
+    MEDIA_TYPE_MANIFEST,
+    Descriptor,
+    blob_path,
+    canonical_json,
+    index_files,
+)
+from pants_backend_nix_docker.oci.platforms import Platform, host_system, platform_of
+from pants_backend_nix_docker.oci.tags import placeholders_in
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
 from pants_backend_nix_docker.util_rules.base_image import BaseImage, BaseImageRequest
@@ -47,14 +58,17 @@ from pants_backend_nix_docker.util_rules.nix import ClosureRequest
 from pants_backend_nix_docker.util_rules.realise import RealisedInstallable, RealiseRequest
 from pants_backend_nix_docker.util_rules.tools import ImageToolPex
 
-__all__ = ["NixImage", "NixImageRequest"]
+__all__ = ["BuildImageRequest", "BuiltImage", "NixImage", "NixImageRequest"]
 
 STORE_BLOBS_DIR = "store-layers"
 
 
 @dataclass(frozen=True)
 class NixImage:
-    digest: Digest  # the archive (or layout directory) at output_path
+    """One platform's image. Its blobs come in three digests (its own, the store's, the side files)
+    so that a multi-platform image can store what platforms share once."""
+
+    digest: Digest  # the archive (or layout directory) at output_path; empty when `in_index`
     output_path: str
     manifest_digest: str
     config_digest: str
@@ -64,9 +78,15 @@ class NixImage:
     closure_paths: tuple[str, ...]
     tags: tuple[str, ...]  # image_tags with their placeholders filled in
     report: ImageReport
-    report_path: str  # the report as JSON next to the image (in `digest`)
-    sbom_path: str  # the SPDX document next to the image (in `digest`)
+    report_path: str  # the report as JSON next to the image (in `side`)
+    sbom_path: str  # the SPDX document next to the image (in `side`)
     graph_paths: tuple[str, ...]  # the closure graph's .dot (and .svg), when asked for
+    platform: Platform = DEFAULT_PLATFORM
+    manifest_size: int = 0
+    own_blobs: Digest = EMPTY_DIGEST  # config, manifest and own layers, as blobs/sha256/...
+    store_blobs: Digest = EMPTY_DIGEST  # the base image's and the store's layers
+    side: Digest = EMPTY_DIGEST  # report, SBOM and graph
+    top_files: FrozenDict[str, bytes] = FrozenDict()  # oci-layout, index.json, manifest.json
 
 
 async def _write_archive(tool: ImageToolPex, layout: Digest, store_blobs: Digest, output_path: str) -> Digest:
@@ -100,37 +120,54 @@ async def _write_archive(tool: ImageToolPex, layout: Digest, store_blobs: Digest
     return archive.output_digest
 
 
-async def _write_outputs(
-    request: NixImageRequest,
+async def _image_digests(
     plan: ImagePlan,
     image: AssembledImage,
     base: BaseImage,
     store_layers: tuple[BuiltLayer, ...],
     own_layers: tuple[BuiltLayer, ...],
     graph: ClosureGraph,
-    tool: ImageToolPex,
-) -> Digest:
-    """The archive (or layout directory) at `output_path`, with the report, SBOM and graph beside it."""
-    # Store layers are the bulk and are shared by many images, so they stay one digest: a layout
-    # is made of them directly, an archive process gets them as an immutable input.
+) -> tuple[Digest, Digest, Digest]:
+    """(own blobs, store blobs, side files). Store layers are the bulk and are shared by many
+    images, so they stay one digest: a layout is made of them directly, an archive process gets
+    them as an immutable input."""
     side = [
         FileContent(plan.report_path, canonical_json(image.report.to_json())),
         FileContent(plan.sbom_path, plan.sbom),
     ]
+    blob_files = {name: data for name, data in image.files.files.items() if name.startswith("blobs/")}
     own_files, store_blobs, side_files = await MultiGet(
-        Get(Digest, CreateDigest(FileContent(name, data) for name, data in image.files.files.items())),
+        Get(Digest, CreateDigest(FileContent(name, data) for name, data in blob_files.items())),
         Get(Digest, MergeDigests([base.blobs, *(layer.blob for layer in store_layers)])),
         Get(Digest, CreateDigest(side)),
     )
-    own = await Get(Digest, MergeDigests([own_files, *(layer.blob for layer in own_layers)]))
-    if request.output_format == "layout":
+    own_blobs, side_all = await MultiGet(
+        Get(Digest, MergeDigests([own_files, *(layer.blob for layer in own_layers)])),
+        Get(Digest, MergeDigests([side_files, graph.digest])),
+    )
+    return own_blobs, store_blobs, side_all
+
+
+async def _write_image(
+    tool: ImageToolPex,
+    output_format: str,
+    output_path: str,
+    top_files: dict[str, bytes],
+    own_blobs: Digest,
+    store_blobs: Digest,
+    side: Digest,
+) -> Digest:
+    """The archive (or layout directory) at `output_path`, with the side files beside it."""
+    top = await Get(Digest, CreateDigest(FileContent(name, data) for name, data in top_files.items()))
+    own = await Get(Digest, MergeDigests([top, own_blobs]))
+    if output_format == "layout":
         # Every blob is already a file in Pants' store: the layout is made of them, not copies.
         layout_dir = await Get(Digest, MergeDigests([own, store_blobs]))
-        digest = await Get(Digest, AddPrefix(layout_dir, request.output_path))
+        digest = await Get(Digest, AddPrefix(layout_dir, output_path))
     else:
         layout = await Get(Digest, AddPrefix(own, "layout"))
-        digest = await _write_archive(tool, layout, store_blobs, request.output_path)
-    return await Get(Digest, MergeDigests([digest, side_files, graph.digest]))
+        digest = await _write_archive(tool, layout, store_blobs, output_path)
+    return await Get(Digest, MergeDigests([digest, side]))
 
 
 def image_settings(settings: NixDockerSubsystem) -> ImageSettings:
@@ -151,11 +188,16 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     # One MultiGet of three kinds of answer; mypy cannot type its unpacking, the names do.
     fetched: tuple[Any, ...] = await MultiGet(
         *(
-            Get(RealisedInstallable, RealiseRequest(installable, spec_path, address))
+            Get(
+                RealisedInstallable,
+                RealiseRequest(
+                    installable, spec_path, address, request.system_arg if installable.kind == FILE_ATTR else None
+                ),
+            )
             for installable, spec_path in wanted
         ),
         Get(ImageArtifacts, ImageArtifactsRequest(address, request.dependencies, request.app_dir)),
-        Get(BaseImage, BaseImageRequest(address, request.base_image)),
+        Get(BaseImage, BaseImageRequest(address, request.base_image, request.platform)),
     )
     *realised, artifacts, base = fetched
     outputs = tuple(Realised(r.installable, r.outputs) for r in realised)
@@ -174,10 +216,18 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     own_layers = cast("tuple[BuiltLayer, ...]", built[len(plan.batches) : -1])
     graph = cast(ClosureGraph, built[-1])
     revision = await Get(GitRevision) if plan.needs_git_revision else GitRevision(None)
-    tags = render_tags(request, closure, revision.value, revision.problem)
+    tags = render_tags(request, closure.paths, revision.value, revision.problem)
     store_layers = tuple(layer for batch in batches for layer in batch.layers)
     image = assemble_image(request, plan, facts, options, store_layers, own_layers, tags, base.name)
-    digest = await _write_outputs(request, plan, image, base, store_layers, own_layers, graph, tool)
+    own_blobs, store_blobs, side = await _image_digests(plan, image, base, store_layers, own_layers, graph)
+    top_files = {name: data for name, data in image.files.files.items() if not name.startswith("blobs/")}
+    digest = (
+        EMPTY_DIGEST
+        if request.in_index
+        else await _write_image(
+            tool, request.output_format, request.output_path, top_files, own_blobs, store_blobs, side
+        )
+    )
     return NixImage(
         digest=digest,
         output_path=request.output_path,
@@ -192,7 +242,81 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         report_path=plan.report_path,
         sbom_path=plan.sbom_path,
         graph_paths=graph.paths,
+        platform=request.platform,
+        manifest_size=len(image.files.files[blob_path(image.files.manifest_digest)]),
+        own_blobs=own_blobs,
+        store_blobs=store_blobs,
+        side=side,
+        top_files=FrozenDict(top_files),
     )
+
+
+@dataclass(frozen=True)
+class BuildImageRequest:
+    """What the goals ask for: the target's image, for one platform or as an index of several."""
+
+    image: NixImageRequest
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    digest: Digest  # the archive (or layout directory) at output_path, and the side files
+    output_path: str
+    image_digest: str  # what a registry names it by: the manifest's, or the index's digest
+    tags: tuple[str, ...]
+    size: int  # every blob once, as a registry would store them
+    images: tuple[NixImage, ...]  # one per platform, in `platforms` order
+
+    @property
+    def is_index(self) -> bool:
+        return len(self.images) > 1
+
+
+def image_platforms(request: NixImageRequest, host: PantsPlatform) -> tuple[Platform, ...]:
+    return tuple(platform_of(s) for s in request.fields.platforms.value or (host_system(host.value),))
+
+
+def _index_size(images: tuple[NixImage, ...], index_size: int) -> int:
+    blobs = {layer.digest: layer.size for image in images for layer in image.report.layers}
+    blobs.update((image.manifest_digest, image.manifest_size) for image in images)
+    blobs.update((image.config_digest, image.report.config_size) for image in images)
+    return index_size + sum(blobs.values())
+
+
+@rule(desc="Building a Nix image for each platform", level=LogLevel.DEBUG)
+async def build_image(request: BuildImageRequest, host: PantsPlatform, tool: ImageToolPex) -> BuiltImage:
+    platforms = image_platforms(request.image, host)
+    if len(platforms) == 1:
+        image = await Get(NixImage, NixImageRequest, request.image.for_platform(platforms[0], in_index=False))
+        return BuiltImage(image.digest, image.output_path, image.manifest_digest, image.tags, image.size, (image,))
+
+    images = await MultiGet(
+        Get(NixImage, NixImageRequest, request.image.for_platform(p, in_index=True)) for p in platforms
+    )
+    # One tag for every platform: `{closure_hash}` hashes the closures of all of them.
+    revision = (
+        await Get(GitRevision)
+        if any("git_revision" in placeholders_in(t) for t in request.image.tags)
+        else GitRevision(None)
+    )
+    closure_paths = {path for image in images for path in image.closure_paths}
+    tags = render_tags(request.image, closure_paths, revision.value, revision.problem)
+    manifests = [
+        (Descriptor(MEDIA_TYPE_MANIFEST, image.manifest_digest, image.manifest_size), image.platform) for image in images
+    ]
+    index, top_files = index_files(
+        manifests, request.image.repository, tags, images[0].top_files["manifest.json"]
+    )
+    own_blobs, store_blobs, side = await MultiGet(
+        Get(Digest, MergeDigests(image.own_blobs for image in images)),
+        Get(Digest, MergeDigests(image.store_blobs for image in images)),
+        Get(Digest, MergeDigests(image.side for image in images)),
+    )
+    image = images[0]
+    digest = await _write_image(
+        tool, request.image.output_format, image.output_path, top_files, own_blobs, store_blobs, side
+    )
+    return BuiltImage(digest, image.output_path, index.digest, tags, _index_size(images, index.size), images)
 
 
 def rules():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST
@@ -37,6 +37,7 @@ from pants_backend_nix_docker.oci.compression import LayerCodec
 from pants_backend_nix_docker.oci.config_merge import merge_config
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
 from pants_backend_nix_docker.oci.image_json import (
+    DEFAULT_PLATFORM,
     ANNOTATION_BASE_DIGEST,
     ANNOTATION_BASE_NAME,
     ANNOTATION_SBOM_DIGEST,
@@ -50,6 +51,7 @@ from pants_backend_nix_docker.oci.image_json import (
     image_files,
     sha256_digest,
 )
+from pants_backend_nix_docker.oci.platforms import Platform
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec
 from pants_backend_nix_docker.target_types import (
     NixImageCmdField,
@@ -89,12 +91,26 @@ class NixImageRequest:
     # A layout whatever `output_format` says: `pants publish` pushes from the blobs, so it needs
     # no archive (which would cost a process and a copy of every blob per image).
     layout_only: bool = False
+    # Which of the target's platforms this image is for. `system_arg`: the `system` a `.nix` file
+    # that is a function is called with; None (no `platforms` field) leaves the file's default.
+    platform: Platform = DEFAULT_PLATFORM
+    system_arg: str | None = None
+    # One platform's image of a multi-platform one: its blobs, report and SBOM are made, the
+    # layout or archive is not (`build_image` writes the index), and its side files are named
+    # after the platform.
+    in_index: bool = False
 
     @classmethod
     def of(cls, field_set: NixImageFields, layout_only: bool = False) -> NixImageRequest:
         # A goal's field set subclasses NixImageFields; the request holds the plain fields.
         fields = NixImageFields(**{f.name: getattr(field_set, f.name) for f in dataclasses.fields(NixImageFields)})
         return cls(fields, layout_only)
+
+    def for_platform(self, platform: Platform, in_index: bool) -> NixImageRequest:
+        explicit = self.fields.platforms.value is not None
+        return dataclasses.replace(
+            self, platform=platform, system_arg=platform.system if explicit else None, in_index=in_index
+        )
 
     @property
     def address(self) -> Address:
@@ -260,7 +276,7 @@ def check_request(request: NixImageRequest) -> None:
 
 def installables_to_realise(request: NixImageRequest, cacert_package: str) -> tuple[tuple[Installable, str], ...]:
     cacert = cacert_package if request.customisation.ca_certificates else None
-    return image_installables(request.packages, request.address.spec_path, cacert)
+    return image_installables(request.packages, request.address.spec_path, cacert, request.platform.system)
 
 
 def resolve_created(value: str, now: datetime) -> str:
@@ -360,6 +376,7 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
     created = resolve_created(request.created, now)
     out = request.output_path
     stem = out[: -len(".tar")] if out.endswith(".tar") else out
+    stem += f".{request.platform.system}" if request.in_index else ""
     return ImagePlan(
         roots=roots,
         chains=chains,
@@ -382,10 +399,10 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
 
 
 def render_tags(
-    request: NixImageRequest, closure: Closure, git_revision: str | None, git_problem: str
+    request: NixImageRequest, closure_paths: Iterable[str], git_revision: str | None, git_problem: str
 ) -> tuple[str, ...]:
     values = {
-        "closure_hash": tags_lib.closure_hash(closure.paths),
+        "closure_hash": tags_lib.closure_hash(closure_paths),
         "repository": tags_lib.repository_value(request.repository),
         "git_revision": git_revision or "",
     }
@@ -460,6 +477,7 @@ def assemble_image(
         tags,
         annotations=_annotations(plan.sbom, base_name, base_info),
         base_history=base_info.history if base_info else (),
+        platform=request.platform,
     )
     report = report_lib.image_report(
         address=str(request.address),

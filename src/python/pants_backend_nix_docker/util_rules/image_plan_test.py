@@ -109,7 +109,7 @@ def test_tags_render_and_need_a_revision_only_when_they_name_one() -> None:
     req = request(image_tags=["{git_revision}", "c-{closure_hash}"])
     plan = plan_image(req, facts(req), SETTINGS, NOW)
     assert plan.needs_git_revision
-    tags = render_tags(req, facts(req).closure, "3f2a9c1d0b4e", "")
+    tags = render_tags(req, facts(req).closure.paths, "3f2a9c1d0b4e", "")
     assert tags[0] == "3f2a9c1d0b4e" and tags[1].startswith("c-") and len(tags[1]) == 14
     with pytest.raises(InvalidFieldException, match="not a git checkout"):
-        render_tags(req, facts(req).closure, None, "the build root is not a git checkout")
+        render_tags(req, facts(req).closure.paths, None, "the build root is not a git checkout")

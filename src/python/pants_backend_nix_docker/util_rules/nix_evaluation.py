@@ -105,6 +105,7 @@ class EvaluateNixFile:
     # False: evaluate without restrictions even if the file is pure, because the kept answer
     # named a `.drv` the store no longer has.
     keep: bool = True
+    system: str | None = None  # the `system` functions of the file are called with (`--argstr`)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ async def evaluate_nix_file(
     assert nix.nix_instantiate
     absolute = os.path.join(build_root.path, request.file)
     names = ", ".join(a.path or "(the whole file)" for a in request.attrs)
+    names += f" (system {request.system})" if request.system else ""
 
     why_not_kept = ""  # the end of "because it ..."
     if request.keep:
@@ -138,7 +140,7 @@ async def evaluate_nix_file(
                         "-c",
                         KEPT_WRAPPER,
                         "kept",
-                        *evaluation_argv(nix.nix_instantiate, absolute, request.attrs, allowed),
+                        *evaluation_argv(nix.nix_instantiate, absolute, request.attrs, allowed, request.system),
                     ),
                     f"Evaluating {names} of {request.file}",
                     # Restricted to the allowed files, whose digest is in the key, with the impure
@@ -163,7 +165,7 @@ async def evaluate_nix_file(
         FallibleProcessResult,
         Process,
         nix.process(
-            evaluation_argv(nix.nix_instantiate, absolute, request.attrs, None),
+            evaluation_argv(nix.nix_instantiate, absolute, request.attrs, None, request.system),
             f"Evaluating {names} of {request.file} (not cacheable)",
         ),
     )

@@ -33,6 +33,7 @@ class RealiseRequest:
     installable: Installable
     spec_path: str  # relative flake references resolve against it
     address: Address = field(compare=False)
+    system_arg: str | None = None  # see `NixImageRequest.system_arg`
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def _failure(request: RealiseRequest, what: str, said: str) -> NixRealiseError:
     installable = request.installable
     by_hand = (
         f"nix-build {installable.ref}{f' -A {installable.attr}' if installable.attr else ''}"
+        + (f" --argstr system {request.system_arg}" if request.system_arg else "")
         if installable.kind == FILE_ATTR
         else "nix build"
         if installable.kind == FLAKE
@@ -86,9 +88,11 @@ async def _realise_file_attribute(request: RealiseRequest, nix: NixBinaries) -> 
     # Asked for here, not as a rule parameter: store paths and flakes need no list of all targets.
     attributes = await Get(NixFileAttributes)
     batch = attributes.batch(file, attr)
-    evaluation = await Get(NixFileEvaluation, EvaluateNixFile(file, batch, request.address))
+    evaluation = await Get(NixFileEvaluation, EvaluateNixFile(file, batch, request.address, system=request.system_arg))
     if evaluation.error is not None and batch != (attr,):
-        evaluation = await Get(NixFileEvaluation, EvaluateNixFile(file, (attr,), request.address))
+        evaluation = await Get(
+            NixFileEvaluation, EvaluateNixFile(file, (attr,), request.address, system=request.system_arg)
+        )
     if evaluation.error is not None:
         raise _failure(request, f"evaluating {file} failed", evaluation.error)
 
@@ -98,7 +102,10 @@ async def _realise_file_attribute(request: RealiseRequest, nix: NixBinaries) -> 
     if result.exit_code != 0 and evaluation.kept and is_missing_derivation(result.stderr.decode(errors="replace")):
         # The kept evaluation outlived its `.drv` (a garbage collection, or a cache filled on
         # another machine): evaluating again writes it.
-        again = await Get(NixFileEvaluation, EvaluateNixFile(file, (attr,), request.address, keep=False))
+        again = await Get(
+            NixFileEvaluation,
+            EvaluateNixFile(file, (attr,), request.address, keep=False, system=request.system_arg),
+        )
         if again.error is not None:
             raise _failure(request, f"evaluating {file} failed", again.error)
         argv = build_argv(nix, again.derivations[attr])

@@ -35,6 +35,7 @@ IMAGE_TOOL_MODULES = (
     "oci/compression.py",
     "oci/image_json.py",
     "oci/image_tool.py",
+    "oci/platforms.py",
     "oci/registries.py",
     "oci/rootfs.py",
     "oci/tarball.py",
