@@ -605,16 +605,16 @@ class NixImageOutputPathField(OutputPathField):
 class NixImagePlatformsField(StringSequenceField):
     alias = "platforms"
     help = help_text(
-        f"""
+        """
         The Nix systems to build the image for. Left out, the image is for this machine's system
         (its Nix builds the packages), as one image manifest. Two or more give one OCI image
         index with an image per platform, its layers stored once where the platforms share them,
         published under one tag: a pull on each machine gets its own.
 
-        Each platform's packages are its own: `${{system}}` in a `packages` entry becomes the
-        system (`nixpkgs#legacyPackages.${{system}}.hello`), and a `.nix` file that is a function
+        Each platform's packages are its own: `${system}` in a `packages` entry becomes the
+        system (`nixpkgs#legacyPackages.${system}.hello`), and a `.nix` file that is a function
         taking `system` is called with it, like `nix-build FILE --argstr system SYSTEM`
-        (`import <nixpkgs> {{ system = ...; }}` in the file gives nixpkgs for it). OCI names:
+        (`import <nixpkgs> { system = ...; }` in the file gives nixpkgs for it). OCI names:
         `x86_64-linux` is linux/amd64, `aarch64-linux` linux/arm64/v8, `armv7l-linux`
         linux/arm/v7, `armv6l-linux` linux/arm/v6, `i686-linux` linux/386, `riscv64-linux`,
         `powerpc64le-linux` (ppc64le), `s390x-linux`. Building for another system needs a Nix that
@@ -634,7 +634,9 @@ class NixImagePlatformsField(StringSequenceField):
             try:
                 platform_of(system)
             except PlatformError as e:
-                raise _invalid(cls, address, system, str(e), 'For example `platforms=["x86_64-linux", "aarch64-linux"]`.')
+                raise _invalid(
+                    cls, address, system, str(e), 'For example `platforms=["x86_64-linux", "aarch64-linux"]`.'
+                )
         repeated = sorted({system for system in value if value.count(system) > 1})
         if repeated:
             raise _invalid(cls, address, list(value), f"{', '.join(repeated)} is listed twice", "List each once.")

@@ -25,6 +25,7 @@ from pants_backend_nix_docker.target_types import (
     NixImageMaxLayersField,
     NixImageOutputFormatField,
     NixImagePackagesField,
+    NixImagePlatformsField,
     NixImageRegistriesField,
     NixImageRepositoryField,
     NixImageSkipPushField,
@@ -77,6 +78,10 @@ BAD_VALUES = [
     (NixImageEnvField, {"": "x"}, "'='"),
     (NixImagePackagesField, ["nixpkgs#"], "installable"),
     (NixImagePackagesField, ["//x.nix#a", "//x.nix#a"], "twice"),
+    (NixImagePlatformsField, [], "this machine's system"),
+    (NixImagePlatformsField, ["arm64"], "x86_64-linux, aarch64-linux"),
+    (NixImagePlatformsField, ["aarch64-darwin"], "not a Linux system"),
+    (NixImagePlatformsField, ["x86_64-linux", "x86_64-linux"], "listed twice"),
 ]
 
 
@@ -125,6 +130,12 @@ def test_good_values_are_normalised() -> None:
     assert NixImageMaxLayersField(None, ADDRESS).value == 100
     assert NixImageTagsField(None, ADDRESS).value == ("latest",)
     assert NixImageUserField("app:app", ADDRESS).value == "app:app"
+    assert NixImagePlatformsField(None, ADDRESS).value is None
+    two = ["x86_64-linux", "aarch64-linux"]
+    assert NixImagePlatformsField(two, ADDRESS).value == tuple(two)
+    # `${system}` stands for each platform's system; the entry is checked with one filled in.
+    entry = "nixpkgs#legacyPackages.${system}.hello"
+    assert NixImagePackagesField([entry], ADDRESS).value == (entry,)
 
 
 def test_repository_defaults_to_the_directory_name() -> None:

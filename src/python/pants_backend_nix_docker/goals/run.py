@@ -17,10 +17,10 @@ from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.goals.package import NixDockerImageFieldSet
-from pants_backend_nix_docker.subsystems.nix_docker import ImageRuntime, NixDockerSubsystem
-from pants_backend_nix_docker.util_rules.binaries import DockerCliBinary, PodmanBinary, Program
 from pants_backend_nix_docker.oci.platforms import Platform, host_system
+from pants_backend_nix_docker.subsystems.nix_docker import ImageRuntime, NixDockerSubsystem
 from pants_backend_nix_docker.target_types import NixImagePlatformsField
+from pants_backend_nix_docker.util_rules.binaries import DockerCliBinary, PodmanBinary, Program
 from pants_backend_nix_docker.util_rules.image import NixImage, NixImageRequest, image_platforms
 
 # The engines need to know who runs them and where their storage and configuration live.
@@ -107,9 +107,7 @@ async def run_nix_image(
         docker_answers = answer.exit_code == 0
     engine, engine_path = choose_runtime(settings.runtime.value, podman.program, docker.program, docker_answers)
     request = field_set.image_request()
-    platform = run_platform(
-        request, settings.run_platform, image_platforms(request, host), host_system(host.value)
-    )
+    platform = run_platform(request, settings.run_platform, image_platforms(request, host), host_system(host.value))
     # One platform's image alone: podman and docker load an index as the host's image only.
     built = await Get(NixImage, NixImageRequest, request.for_platform(platform, in_index=False))
     image = image_name(engine, field_set.repository.value_or_default(field_set.address), built.tags[0])

@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import pytest
 from pants.core.util_rules.system_binaries import BinaryNotFoundError, BinaryPathRequest
+from pants.engine.addresses import Address
+from pants.engine.target import InvalidFieldException
 
-from pants_backend_nix_docker.goals.run import choose_runtime, image_name
+from pants_backend_nix_docker.goals.run import choose_runtime, image_name, run_platform
+from pants_backend_nix_docker.oci.platforms import platform_of
 from pants_backend_nix_docker.subsystems.programs import DockerCliSubsystem, PodmanSubsystem
+from pants_backend_nix_docker.target_types import NixDockerImageTarget, NixImageFields
 from pants_backend_nix_docker.util_rules.binaries import Program
+from pants_backend_nix_docker.util_rules.image_plan import NixImageRequest
 
 
 def found(name: str, path: str | None) -> Program:
@@ -51,3 +56,15 @@ def test_choose_runtime_errors(setting, podman, docker, answers, words) -> None:
 def test_image_names() -> None:
     assert image_name("podman", "acme/app", "1.0") == "localhost/acme/app:1.0"
     assert image_name("docker", "acme/app", "1.0") == "acme/app:1.0"
+
+
+def test_run_platform_is_the_hosts_or_the_one_asked_for() -> None:
+    target = NixDockerImageTarget({"packages": ["//nix/pkgs.nix#hello"]}, Address("app", target_name="image"))
+    request = NixImageRequest.of(NixImageFields.create(target))
+    both = (platform_of("x86_64-linux"), platform_of("aarch64-linux"))
+    assert run_platform(request, None, both, "aarch64-linux").system == "aarch64-linux"
+    assert run_platform(request, None, both[:1], "aarch64-linux").system == "x86_64-linux"  # none for the host
+    assert run_platform(request, "aarch64-linux", both, "x86_64-linux").system == "aarch64-linux"
+    words = r"'platforms' field in target app:image has no 'riscv64-linux'.*it has: x86_64-linux, aarch64-linux"
+    with pytest.raises(InvalidFieldException, match=words):
+        run_platform(request, "riscv64-linux", both, "x86_64-linux")

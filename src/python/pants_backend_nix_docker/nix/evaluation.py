@@ -66,7 +66,8 @@ let
   guardedImport = path: memo.${key path} or (builtins.scopedImport scope path);
   load = if req.cacheable then guardedImport else import;
   # As nix-build's auto-calling: a function gets those of the arguments it declares.
-  autoCall = v: if builtins.isFunction v then v (builtins.intersectAttrs (builtins.functionArgs v) (req.args or { })) else v;
+  args = req.args or { };
+  autoCall = v: if builtins.isFunction v then v (builtins.intersectAttrs (builtins.functionArgs v) args) else v;
   select = builtins.foldl' (v: name: (autoCall v).${name});
   isDerivation = v: builtins.isAttrs v && v.type or null == "derivation";
   derivations = v:

@@ -121,3 +121,38 @@ def test_a_pinned_fetch_is_pure(tmp_path: Path, tree: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_functions_get_the_system_as_nix_build_argstr_gives_it(tmp_path: Path) -> None:
+    (tmp_path / "default.nix").write_text(
+        "{ system ? builtins.currentSystem, other ? 1 }:\n"
+        f'{{ pkg = {drv("pkg-${system}")}; inner = {{ system ? "none" }}: {drv("inner-${system}")}; }}\n'
+    )
+    (tmp_path / "plain.nix").write_text(f"{{ pkg = {drv('plain')}; }}\n")
+
+    def evaluated(file: str, attrs: tuple[str, ...], system: str | None) -> list[str]:
+        wanted = tuple(Attribute(a) for a in attrs)
+        path = str(tmp_path / file)
+        result = subprocess.run(
+            evaluation_argv("nix-instantiate", path, wanted, (path,), system), capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        found = parse_evaluation(result.stdout, wanted)
+        return [d for attr in wanted for d in found[attr]]
+
+    def by_hand(file: str, attr: str, *args: str) -> str:
+        argv = ["nix-instantiate", str(tmp_path / file), "-A", attr, *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip() + "!out"
+
+    # Every function on the way gets the argument it declares, as `nix-build --argstr` gives it.
+    argstr = ("--argstr", "system", "aarch64-linux")
+    both = evaluated("default.nix", ("pkg", "inner"), "aarch64-linux")
+    assert both == [by_hand("default.nix", "pkg", *argstr), by_hand("default.nix", "inner", *argstr)]
+    assert "pkg-aarch64-linux" in both[0] and "inner-aarch64-linux" in both[1]
+    # No system: the file's own defaults, exactly as before the argument existed.
+    assert evaluated("default.nix", ("pkg", "inner"), None) == [
+        by_hand("default.nix", "pkg"),
+        by_hand("default.nix", "inner"),
+    ]
+    # A file that is no function ignores it.
+    assert evaluated("plain.nix", ("pkg",), "aarch64-linux") == [by_hand("plain.nix", "pkg")]

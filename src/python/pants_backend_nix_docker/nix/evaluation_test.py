@@ -60,6 +60,13 @@ def test_a_cacheable_evaluation_allows_exactly_the_tracked_files() -> None:
     }
 
 
+def test_the_system_argument_is_in_the_request_only_when_given() -> None:
+    argv = evaluation_argv("nix-instantiate", "/r/default.nix", (Attribute("x"),), None, "aarch64-linux")
+    assert json.loads(argv[-1])["args"] == {"system": "aarch64-linux"}
+    # Without it the request is what it was, so kept evaluations keep their keys.
+    assert "args" not in json.loads(evaluation_argv("nix-instantiate", "/r/default.nix", (Attribute("x"),), None)[-1])
+
+
 def test_an_unrestricted_evaluation_has_no_restrictions() -> None:
     argv = evaluation_argv("nix-instantiate", "/r/default.nix", (Attribute(None),), None)
     assert "--restrict-eval" not in argv and "-I" not in argv

@@ -8,6 +8,8 @@ from pants_backend_nix_docker.nix.installables import (
     STORE_PATH,
     InstallableError,
     PackageRefError,
+    for_system,
+    image_installables,
     package_ref_table,
     parse_installable,
     source_files,
@@ -100,3 +102,15 @@ def test_parses_realised_outputs_of_each_command() -> None:
 )
 def test_source_files_of_an_installable(raw: str, spec_path: str, files: tuple[str, ...]) -> None:
     assert source_files(parse_installable(raw, spec_path), spec_path) == files
+
+
+def test_system_placeholders_become_each_platforms_system() -> None:
+    wanted = image_installables(
+        ["nixpkgs#legacyPackages.${system}.hello", "//nix/pkgs.nix#${system}.tools"], "app", None, "aarch64-linux"
+    )
+    assert [i.raw for i, _ in wanted] == [
+        "nixpkgs#legacyPackages.aarch64-linux.hello",
+        "//nix/pkgs.nix#aarch64-linux.tools",
+    ]
+    assert [i.attr for i, _ in wanted] == ["legacyPackages.aarch64-linux.hello", "aarch64-linux.tools"]
+    assert for_system("nixpkgs#hello", "aarch64-linux") == "nixpkgs#hello"

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -20,7 +22,16 @@ from pants_backend_nix_docker.oci.base_image import (
 )
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError, BaseImageSource, parse_base_image
 from pants_backend_nix_docker.oci.config_merge import merge_config
-from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, image_files
+from pants_backend_nix_docker.oci.image_json import (
+    DEFAULT_PLATFORM,
+    MEDIA_TYPE_MANIFEST,
+    ContainerConfig,
+    Descriptor,
+    LayerInfo,
+    image_files,
+    index_files,
+)
+from pants_backend_nix_docker.oci.platforms import Platform, platform_of
 
 PIN = "sha256:" + "ab" * 32
 
@@ -88,7 +99,9 @@ def _write(root: Path, files: dict[str, bytes]) -> None:
 
 
 def make_layout(
-    root: Path, env: tuple[tuple[str, str], ...] = (("PATH", "/bin"), ("LANG", "C"))
+    root: Path,
+    env: tuple[tuple[str, str], ...] = (("PATH", "/bin"), ("LANG", "C")),
+    platform: Platform = DEFAULT_PLATFORM,
 ) -> tuple[str, list[str]]:
     blobs, infos = {}, []
     for i in range(2):
@@ -96,9 +109,8 @@ def make_layout(
         digest = "sha256:" + hashlib.sha256(blob).hexdigest()
         blobs[f"blobs/sha256/{digest[7:]}"] = blob
         infos.append(LayerInfo(Descriptor(MEDIA_TYPE_OCI_GZIP, digest, len(blob)), diff_id, f"layer {i}"))
-    files = image_files(
-        infos, ContainerConfig(cmd=("/bin/sh",), env=env, user="nobody"), "1970-01-01T00:00:01Z", "base", ["latest"]
-    )
+    config = ContainerConfig(cmd=("/bin/sh",), env=env, user="nobody")
+    files = image_files(infos, config, "1970-01-01T00:00:01Z", "base", ["latest"], platform=platform)
     _write(root, {**files.files, **blobs})
     return files.manifest_digest, [i.descriptor.digest for i in infos]
 
@@ -239,3 +251,26 @@ def test_lists_the_store_paths_of_a_layer_of_several_gzip_members(tmp_path: Path
     assert blob.count(b"\x1f\x8b\x08") >= 3
     (tmp_path / "layer").write_bytes(blob)
     assert layer_store_paths(str(tmp_path / "layer"), MEDIA_TYPE_OCI_GZIP) == tuple(paths)
+
+
+def test_an_index_gives_each_platform_its_image_and_names_what_it_has(tmp_path: Path) -> None:
+    amd64, _ = make_layout(tmp_path / "amd64")
+    arm64, _ = make_layout(tmp_path / "arm64", platform=platform_of("aarch64-linux"))
+    root = tmp_path / "multi"
+    shutil.copytree(tmp_path / "amd64/blobs", root / "blobs")
+    shutil.copytree(tmp_path / "arm64/blobs", root / "blobs", dirs_exist_ok=True)
+    manifests = [
+        (Descriptor(MEDIA_TYPE_MANIFEST, d, (root / "blobs/sha256" / d[7:]).stat().st_size), platform_of(s))
+        for d, s in ((amd64, "x86_64-linux"), (arm64, "aarch64-linux"))
+    ]
+    _, files = index_files(manifests, "base", ["latest"], b"[]")
+    _write(root, files)
+    read = functools.partial(read_base_image, str(root), None, str(tmp_path / "scratch"))
+    assert read().info.manifest_digest == amd64  # linux/amd64, the default
+    assert read(platform="linux/arm64/v8").info.manifest_digest == arm64
+    assert read(platform="linux/arm64").info.manifest_digest == arm64  # arm64's variant may be left out
+    with pytest.raises(BaseImageError, match=r"no linux/arm/v7 image \(its platforms: linux/amd64, linux/arm64/v8\)"):
+        read(platform="linux/arm/v7")
+    # A single-platform image of another platform says what it is.
+    with pytest.raises(BaseImageError, match="it is a linux/amd64 image, not linux/arm64/v8"):
+        read_base_image(str(tmp_path / "amd64"), None, str(tmp_path / "scratch"), "linux/arm64/v8")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pants_backend_nix_docker.oci import image_json
-from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo
+from pants_backend_nix_docker.oci.image_json import ContainerConfig, Descriptor, LayerInfo, blob_path
+from pants_backend_nix_docker.oci.platforms import platform_of
 
 LAYERS = [
     LayerInfo(
@@ -123,3 +124,37 @@ def test_schema_validation_rejects_a_broken_manifest() -> None:
     manifest["config"]["digest"] = "not-a-digest"
     with pytest.raises(jsonschema.ValidationError):
         validate("image-manifest-schema.json", manifest)
+
+
+def test_a_config_says_its_platform() -> None:
+    files = build(platform=platform_of("aarch64-linux"))
+    arm64 = json.loads(files.files[image_json.blob_path(files.config_digest)])
+    assert (arm64["os"], arm64["architecture"], arm64["variant"]) == ("linux", "arm64", "v8")
+    # The default is today's amd64 config, with no variant key: single-platform digests stay.
+    amd64 = json.loads(build().files[image_json.blob_path(build().config_digest)])
+    assert (amd64["os"], amd64["architecture"], "variant" in amd64) == ("linux", "amd64", False)
+    assert build(platform=platform_of("x86_64-linux")).manifest_digest == build().manifest_digest
+
+
+def test_a_multi_platform_layout_names_its_platform_index_by_each_tag() -> None:
+    images = [build(platform=platform_of(s)) for s in ("x86_64-linux", "aarch64-linux")]
+    manifests = [
+        (Descriptor(image_json.MEDIA_TYPE_MANIFEST, i.manifest_digest, len(i.files[blob_path(i.manifest_digest)])), p)
+        for i, p in zip(images, map(platform_of, ("x86_64-linux", "aarch64-linux")))
+    ]
+    index, files = image_json.index_files(manifests, "hello", ("latest", "1.0"), images[0].files["manifest.json"])
+    top = json.loads(files["index.json"])
+    named = [(m["mediaType"], m["digest"], m["annotations"][image_json.ANNOTATION_REF_NAME]) for m in top["manifests"]]
+    assert named == [
+        (image_json.MEDIA_TYPE_INDEX, index.digest, "latest"),
+        (image_json.MEDIA_TYPE_INDEX, index.digest, "1.0"),
+    ]
+    nested = files[blob_path(index.digest)]
+    assert image_json.sha256_digest(nested) == index.digest and len(nested) == index.size
+    entries = json.loads(nested)["manifests"]
+    assert [(e["digest"], e["platform"]) for e in entries] == [
+        (images[0].manifest_digest, {"architecture": "amd64", "os": "linux"}),
+        (images[1].manifest_digest, {"architecture": "arm64", "os": "linux", "variant": "v8"}),
+    ]
+    # `docker load` reads manifest.json: the first platform's image.
+    assert files["manifest.json"] == images[0].files["manifest.json"] and files["oci-layout"]

@@ -71,10 +71,10 @@ class NixDockerSubsystem(Subsystem):
         default=None,
         help=softwrap(
             f"""
-            The gzip encoder's level: libdeflate 1 to 12 (default
-            {DEFAULT_LEVELS[LIBDEFLATE]}, the fastest no larger than `pigz -6`; 6 is 0.6% smaller
-            for about 20% more time, 9 and up much slower for about 1% less), ISA-L 0 to 2 (default {DEFAULT_LEVELS[ISAL]};
-            its level 3 is not offered because its bytes differ between CPUs).
+            The gzip encoder's level: libdeflate 1 to 12 (default {DEFAULT_LEVELS[LIBDEFLATE]}, the
+            fastest no larger than `pigz -6`; 6 is 0.6% smaller for about 20% more time, 9 and up
+            much slower for about 1% less), ISA-L 0 to 2 (default {DEFAULT_LEVELS[ISAL]}; its level
+            3 is not offered because its bytes differ between CPUs).
             """
         ),
     )

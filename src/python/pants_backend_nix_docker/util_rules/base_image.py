@@ -18,9 +18,9 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.oci.base_image import BaseImageInfo
+from pants_backend_nix_docker.oci.base_image_source import BaseImageError, BaseImageSource, parse_base_image
 from pants_backend_nix_docker.oci.image_json import DEFAULT_PLATFORM
 from pants_backend_nix_docker.oci.platforms import Platform
-from pants_backend_nix_docker.oci.base_image_source import BaseImageError, BaseImageSource, parse_base_image
 from pants_backend_nix_docker.oci.registries import explain_pull_failure, parse_registries, registry_for_host
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import NixImageBaseImageField

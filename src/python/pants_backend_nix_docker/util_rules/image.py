@@ -18,8 +18,8 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.closure import Closure
-from pants_backend_nix_docker.nix.report import ImageReport
 from pants_backend_nix_docker.nix.installables import FILE_ATTR
+from pants_backend_nix_docker.nix.report import ImageReport
 from pants_backend_nix_docker.oci.image_json import (
     DEFAULT_PLATFORM,
     MEDIA_TYPE_MANIFEST,
@@ -302,11 +302,10 @@ async def build_image(request: BuildImageRequest, host: PantsPlatform, tool: Ima
     closure_paths = {path for image in images for path in image.closure_paths}
     tags = render_tags(request.image, closure_paths, revision.value, revision.problem)
     manifests = [
-        (Descriptor(MEDIA_TYPE_MANIFEST, image.manifest_digest, image.manifest_size), image.platform) for image in images
+        (Descriptor(MEDIA_TYPE_MANIFEST, image.manifest_digest, image.manifest_size), image.platform)
+        for image in images
     ]
-    index, top_files = index_files(
-        manifests, request.image.repository, tags, images[0].top_files["manifest.json"]
-    )
+    index, top_files = index_files(manifests, request.image.repository, tags, images[0].top_files["manifest.json"])
     own_blobs, store_blobs, side = await MultiGet(
         Get(Digest, MergeDigests(image.own_blobs for image in images)),
         Get(Digest, MergeDigests(image.store_blobs for image in images)),

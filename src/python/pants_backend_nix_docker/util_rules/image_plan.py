@@ -37,11 +37,11 @@ from pants_backend_nix_docker.oci.compression import LayerCodec
 from pants_backend_nix_docker.oci.config_merge import merge_config
 from pants_backend_nix_docker.oci.customisation import CA_BUNDLE, Customisation, check_user, customisation_spec
 from pants_backend_nix_docker.oci.image_json import (
-    DEFAULT_PLATFORM,
     ANNOTATION_BASE_DIGEST,
     ANNOTATION_BASE_NAME,
     ANNOTATION_SBOM_DIGEST,
     ANNOTATION_SBOM_MEDIA_TYPE,
+    DEFAULT_PLATFORM,
     ContainerConfig,
     Descriptor,
     ImageFiles,

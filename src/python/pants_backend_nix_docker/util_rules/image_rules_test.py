@@ -10,6 +10,7 @@ from typing import Any
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, MergeDigests
+from pants.engine.platform import Platform as PantsPlatform
 from pants.engine.process import Process, ProcessResult
 from pants.testutil.option_util import create_subsystem
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
@@ -27,7 +28,13 @@ from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageA
 from pants_backend_nix_docker.util_rules.base_image import NO_BASE_IMAGE, BaseImage, BaseImageRequest
 from pants_backend_nix_docker.util_rules.closure_graph import ClosureGraph, ClosureGraphRequest
 from pants_backend_nix_docker.util_rules.git import GitRevision
-from pants_backend_nix_docker.util_rules.image import NixImage, build_nix_image
+from pants_backend_nix_docker.util_rules.image import (
+    BuildImageRequest,
+    BuiltImage,
+    NixImage,
+    build_image,
+    build_nix_image,
+)
 from pants_backend_nix_docker.util_rules.image_plan import NixImageRequest
 from pants_backend_nix_docker.util_rules.layers import (
     BuiltLayer,
@@ -54,9 +61,16 @@ def unexpected(*_: Any) -> Any:
     raise AssertionError("the rule asked for something this image does not need")
 
 
-def build(fields: dict[str, Any], asked: list[Any]) -> NixImage:
+def image_request(fields: dict[str, Any]) -> NixImageRequest:
     target = NixDockerImageTarget({"packages": ["//nix/pkgs.nix#hello"], **fields}, ADDRESS)
-    request = NixImageRequest.of(NixImageFields.create(target))
+    return NixImageRequest.of(NixImageFields.create(target))
+
+
+def build(fields: dict[str, Any], asked: list[Any]) -> NixImage:
+    return build_request(image_request(fields), asked)
+
+
+def build_request(request: NixImageRequest, asked: list[Any]) -> NixImage:
     settings = create_subsystem(
         NixDockerSubsystem,
         compression=LayerCompression.gzip,
@@ -133,3 +147,54 @@ def test_the_same_request_gives_the_same_image() -> None:
     assert (first.manifest_digest, first.config_digest) == (again.manifest_digest, again.config_digest)
     other = build({"output_format": "layout", "env": {"A": "1"}}, [])
     assert other.config_digest != first.config_digest
+
+
+def build_for_platforms(fields: dict[str, Any], asked: list[Any]) -> BuiltImage:
+    def image(r: NixImageRequest) -> NixImage:
+        asked.append(r)
+        return build_request(r, asked)
+
+    tool = ImageToolPex(pex=None)  # type: ignore[arg-type]
+    return run_rule_with_mocks(
+        build_image,
+        rule_args=[BuildImageRequest(image_request(fields)), PantsPlatform.linux_x86_64, tool],
+        mock_gets=[
+            MockGet(NixImage, (NixImageRequest,), image),
+            MockGet(Digest, (CreateDigest,), lambda _: EMPTY_DIGEST),
+            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+            MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
+            MockGet(GitRevision, (), unexpected),
+            MockGet(Process, (VenvPexProcess,), unexpected),
+            MockGet(ProcessResult, (Process,), unexpected),
+        ],
+    )
+
+
+def test_an_image_without_platforms_is_one_image_for_the_host() -> None:
+    asked: list[Any] = []
+    built = build_for_platforms({"output_format": "layout"}, asked)
+    (request,) = [r for r in asked if isinstance(r, NixImageRequest)]
+    # The host's system, with .nix functions left their default `system`: today's image.
+    assert (request.platform.system, request.system_arg, request.in_index) == ("x86_64-linux", None, False)
+    assert not built.is_index and built.image_digest == built.images[0].manifest_digest
+    assert [r.system_arg for r in asked if isinstance(r, RealiseRequest)] == [None]
+
+
+def test_two_platforms_make_an_index_of_an_image_each() -> None:
+    asked: list[Any] = []
+    built = build_for_platforms({"output_format": "layout", "platforms": ["x86_64-linux", "aarch64-linux"]}, asked)
+    requests = [r for r in asked if isinstance(r, NixImageRequest)]
+    assert [(r.platform.system, r.system_arg, r.in_index) for r in requests] == [
+        ("x86_64-linux", "x86_64-linux", True),
+        ("aarch64-linux", "aarch64-linux", True),
+    ]
+    # Each platform's packages are evaluated for its system.
+    assert [r.system_arg for r in asked if isinstance(r, RealiseRequest)] == ["x86_64-linux", "aarch64-linux"]
+    assert built.is_index and [i.platform.system for i in built.images] == ["x86_64-linux", "aarch64-linux"]
+    assert built.image_digest not in {i.manifest_digest for i in built.images}
+    # Reports and SBOMs side by side, one per platform; the layout is written once, by the index.
+    assert [i.report_path for i in built.images] == [
+        "app/image.x86_64-linux.report.json",
+        "app/image.aarch64-linux.report.json",
+    ]
+    assert built.tags == ("latest",) and built.output_path == "app/image"
