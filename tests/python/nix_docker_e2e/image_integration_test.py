@@ -28,10 +28,12 @@ def repo(tmp_path_factory) -> Repo:
 
 @pytest.fixture(scope="module")
 def build(repo: Repo):
-    result = repo.pants("package", "examples/hello:image", "examples/python:image").assert_success()
-    return result, {
+    result = repo.pants("package", "examples/hello:image", "examples/python:image", "examples/hello:multi")
+    return result.assert_success(), {
         "hello": repo.root / "dist/examples.hello/image.tar",
         "python": repo.root / "dist/examples.python/image.tar",
+        # An index of an amd64 and an arm64 image (issue #16): the same bytes from fresh caches too.
+        "multi": repo.root / "dist/examples.hello/multi.tar",
     }
 
 
@@ -97,7 +99,7 @@ def test_podman_loads_and_runs_the_archive(images) -> None:
 
 def test_fresh_caches_and_optimised_store_give_the_same_digests(repo: Repo, images, tmp_path: Path) -> None:
     before = {name: sha256_file(path) for name, path in images.items()}
-    targets = ("examples/hello:image", "examples/python:image")
+    targets = ("examples/hello:image", "examples/python:image", "examples/hello:multi")
     repo.pants("package", *targets, caches=tmp_path / "fresh-1").assert_success()
     assert {name: sha256_file(path) for name, path in images.items()} == before
     # Hardlinking identical files must change nothing: layers never record hardlinks.

@@ -151,13 +151,15 @@ def index_files(
 ) -> tuple[Descriptor, dict[str, bytes]]:
     """The top files of a multi-platform layout: its platform index as a blob, named by each tag in
     `index.json` (as `docker buildx` and `skopeo copy --all` write one), and the `manifest.json`
-    of `docker load`, which holds one platform's image (`docker_manifest`: the first's)."""
+    of `docker load`, which holds one platform's image (`docker_manifest`: the first's), named by
+    the index's tags."""
     index_bytes = canonical_json(platform_index(manifests))
     index = Descriptor(MEDIA_TYPE_INDEX, sha256_digest(index_bytes), len(index_bytes))
+    docker = [{**entry, "RepoTags": [f"{repository}:{tag}" for tag in tags]} for entry in json.loads(docker_manifest)]
     files = {
         "oci-layout": canonical_json(OCI_LAYOUT),
         "index.json": canonical_json(image_index(index, repository, tags)),
-        "manifest.json": docker_manifest,
+        "manifest.json": canonical_json(docker),
         blob_path(index.digest): index_bytes,
     }
     return index, files

@@ -156,5 +156,9 @@ def test_a_multi_platform_layout_names_its_platform_index_by_each_tag() -> None:
         (images[0].manifest_digest, {"architecture": "amd64", "os": "linux"}),
         (images[1].manifest_digest, {"architecture": "arm64", "os": "linux", "variant": "v8"}),
     ]
-    # `docker load` reads manifest.json: the first platform's image.
+    # `docker load` reads manifest.json: the first platform's image, under the index's tags.
     assert files["manifest.json"] == images[0].files["manifest.json"] and files["oci-layout"]
+    _, retagged = image_json.index_files(manifests, "hello", ("c-1234",), images[0].files["manifest.json"])
+    (docker,) = json.loads(retagged["manifest.json"])
+    assert docker["RepoTags"] == ["hello:c-1234"]
+    assert docker["Config"] == image_json.blob_path(images[0].config_digest)
