@@ -61,6 +61,18 @@ def unexpected(*_: Any) -> Any:
     raise AssertionError("the rule asked for something this image does not need")
 
 
+# Writing the outputs, with digests standing in for files. A git revision (for tags naming
+# {git_revision}) and processes (for archives) are never asked for here.
+WRITING = [
+    MockGet(Digest, (CreateDigest,), lambda _: EMPTY_DIGEST),
+    MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+    MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
+    MockGet(GitRevision, (), unexpected),
+    MockGet(Process, (VenvPexProcess,), unexpected),
+    MockGet(ProcessResult, (Process,), unexpected),
+]
+
+
 def image_request(fields: dict[str, Any]) -> NixImageRequest:
     target = NixDockerImageTarget({"packages": ["//nix/pkgs.nix#hello"], **fields}, ADDRESS)
     return NixImageRequest.of(NixImageFields.create(target))
@@ -112,13 +124,7 @@ def build_request(request: NixImageRequest, asked: list[Any]) -> NixImage:
             MockGet(StoreLayerBatch, (StoreLayerBatchRequest,), store_layers),
             MockGet(BuiltLayer, (RootfsLayerRequest,), own_layer),
             MockGet(ClosureGraph, (ClosureGraphRequest,), lambda r: ClosureGraph(EMPTY_DIGEST, ())),
-            MockGet(Digest, (CreateDigest,), lambda _: EMPTY_DIGEST),
-            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
-            MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
-            # Asked for only by tags naming {git_revision} and by archives: none here.
-            MockGet(GitRevision, (), unexpected),
-            MockGet(Process, (VenvPexProcess,), unexpected),
-            MockGet(ProcessResult, (Process,), unexpected),
+            *WRITING,
         ],
     )
 
@@ -160,12 +166,7 @@ def build_for_platforms(fields: dict[str, Any], asked: list[Any]) -> BuiltImage:
         rule_args=[BuildImageRequest(image_request(fields)), PantsPlatform.linux_x86_64, tool],
         mock_gets=[
             MockGet(NixImage, (NixImageRequest,), image),
-            MockGet(Digest, (CreateDigest,), lambda _: EMPTY_DIGEST),
-            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
-            MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
-            MockGet(GitRevision, (), unexpected),
-            MockGet(Process, (VenvPexProcess,), unexpected),
-            MockGet(ProcessResult, (Process,), unexpected),
+            *WRITING,
         ],
     )
 
