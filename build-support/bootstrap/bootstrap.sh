@@ -29,6 +29,8 @@ required_commands=(
   git:git
   qemu-x86_64-static:qemu-user-static
   pigz:pigz
+  docker:docker.io
+  ctr:containerd
 )
 
 missing_packages=()
@@ -56,7 +58,8 @@ if ((${#missing_packages[@]})); then
   - Nix 2.8+ as a single-user store: apt-get install nix-bin, and in /etc/nix/nix.conf set
     build-users-group =, sandbox = false, experimental-features = nix-command flakes
   - skopeo umoci runc docker-registry podman patchelf busybox-static git python3-virtualenv
-    qemu-user-static pigz (the compression tests and the benchmark)
+    qemu-user-static pigz (the compression tests and the benchmark), docker.io containerd (the
+    runtime tests start their own daemons)
 Then run ./pants again.
 MSG
     exit 1
@@ -98,9 +101,11 @@ fi
 
 # What the backend needs (Nix, skopeo, podman, runc, graphviz), plus what this repository's own
 # launcher, package set, tests and benchmark use (qemu-user-static runs the compressors on
-# emulated older CPUs; pigz is the benchmark's stand-in for nixpkgs' layer compression).
+# emulated older CPUs; pigz is the benchmark's stand-in for nixpkgs' layer compression; docker.io
+# and containerd are daemons the runtime tests start, stop and never leave running).
 "$(dirname "${BASH_SOURCE[0]}")/install-prerequisites.sh" python3.9 libpython3.9-dev python3-virtualenv \
-  umoci docker-registry patchelf busybox-static git ca-certificates python3.11 qemu-user-static pigz
+  umoci docker-registry patchelf busybox-static git ca-certificates python3.11 qemu-user-static pigz \
+  docker.io containerd
 
 # bullseye's python3-distutils conflicts with bookworm's packages, so unpack its files instead.
 if [[ ! -e /usr/lib/python3.9/distutils/__init__.py || ! -e /usr/lib/python3.9/lib2to3/__init__.py ]]; then

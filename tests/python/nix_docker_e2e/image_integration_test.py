@@ -91,8 +91,8 @@ def test_skopeo_reads_both_oci_and_docker_archive(images, tmp_path: Path) -> Non
 def test_podman_loads_and_runs_the_archive(images) -> None:
     loaded = run(["podman", "load", "-i", str(images["hello"])])
     assert loaded.returncode == 0, loaded.stderr
-    assert "localhost/hello:latest" in loaded.stdout
-    ran = run([*PODMAN_RUN, "localhost/hello:latest"])
+    assert "docker.io/library/hello:latest" in loaded.stdout
+    ran = run([*PODMAN_RUN, "docker.io/library/hello:latest"])
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == HELLO_OUTPUT
 

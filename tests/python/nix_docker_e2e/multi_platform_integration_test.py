@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -22,7 +23,7 @@ MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Repo:
+def repo(tmp_path_factory) -> Iterator[Repo]:
     repo = Repo.copy_to(tmp_path_factory.mktemp("multi") / "repo")
     # A busybox image, so each platform's image can say which machine it runs on.
     repo.write(
@@ -81,7 +82,8 @@ def test_published_under_one_tag_each_machine_pulls_its_own(repo: Repo, archive:
         repo.pants(registry.pants_option(), "publish", TARGET, pantsd=True).assert_success()
         assert registry.pulled_digest("hello-multi:latest") == manifest_digest(archive)
         expected = {m["platform"]["architecture"]: m["digest"] for m in platform_manifests(archive)}
-        for arch, override in (("arm64", ["--override-arch", "arm64"]), ("amd64", [])):  # amd64: this host's
+        overrides: list[tuple[str, list[str]]] = [("arm64", ["--override-arch", "arm64"]), ("amd64", [])]
+        for arch, override in overrides:  # amd64: this host's, pulled with no override
             dest = tmp_path / f"pulled-{arch}"
             source = f"docker://{registry.address}/hello-multi:latest"
             run(

@@ -209,8 +209,8 @@ def test_readme_podman_run_works_and_the_service_stops_on_signal(image: Path, si
 
     argv = readme_podman_run()
     image_ref = argv[-1]
-    assert image_ref == "localhost/python-app:latest", argv
-    tag = f"localhost/python-app:signal-{uuid.uuid4().hex[:8]}"
+    assert image_ref == "docker.io/library/python-app:latest", argv
+    tag = f"docker.io/library/python-app:signal-{uuid.uuid4().hex[:8]}"
     loaded = subprocess.run(["podman", "load", "-i", str(image)], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     subprocess.run(["podman", "tag", image_ref, tag], check=True, capture_output=True)

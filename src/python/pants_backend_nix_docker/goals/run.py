@@ -17,6 +17,7 @@ from pants.engine.target import InvalidFieldException
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.goals.package import NixDockerImageFieldSet
+from pants_backend_nix_docker.oci.image_json import fully_qualified
 from pants_backend_nix_docker.oci.platforms import Platform, host_system
 from pants_backend_nix_docker.subsystems.nix_docker import ImageRuntime, NixDockerSubsystem
 from pants_backend_nix_docker.target_types import NixImagePlatformsField
@@ -53,8 +54,9 @@ def choose_runtime(setting: str, podman: Program, docker: Program, docker_answer
 
 
 def image_name(engine: str, repository: str, tag: str) -> str:
-    """What the engine calls the loaded image: podman puts unqualified names under localhost/."""
-    return f"localhost/{repository}:{tag}" if engine == "podman" else f"{repository}:{tag}"
+    """What the engine calls the loaded image: podman the archive's fully qualified name, docker
+    the `manifest.json` name (which it qualifies the same way)."""
+    return f"{fully_qualified(repository)}:{tag}" if engine == "podman" else f"{repository}:{tag}"
 
 
 def run_platform(request: NixImageRequest, wanted: str | None, platforms: tuple[Platform, ...], host: str) -> Platform:

@@ -54,7 +54,7 @@ def test_choose_runtime_errors(setting, podman, docker, answers, words) -> None:
 
 
 def test_image_names() -> None:
-    assert image_name("podman", "acme/app", "1.0") == "localhost/acme/app:1.0"
+    assert image_name("podman", "acme/app", "1.0") == "docker.io/acme/app:1.0"
     assert image_name("docker", "acme/app", "1.0") == "acme/app:1.0"
 
 

@@ -23,7 +23,7 @@ ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 # The SPDX document written next to the image: its digest, so the image names its own SBOM.
 ANNOTATION_SBOM_DIGEST = "dev.pants-nix-docker.sbom.digest"
 ANNOTATION_SBOM_MEDIA_TYPE = "dev.pants-nix-docker.sbom.mediatype"
-# What `docker load` of an OCI layout reads to name the image it loads.
+# What `ctr images import` and `podman load` (and `docker load` of an OCI layout) name the image.
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 # What images are for when their target names no `platforms` and the host is x86-64.
@@ -165,8 +165,19 @@ def index_files(
     return index, files
 
 
+def fully_qualified(repository: str) -> str:
+    """The repository as containerd, kubelet and podman store it: a first component that is no
+    registry host (no `.` or `:`, not `localhost`) means Docker Hub, and a name with no `/` there
+    is under `library/`, as `docker pull hello` means `docker.io/library/hello`."""
+    first, slash, _ = repository.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return repository
+    return f"docker.io/{repository}" if slash else f"docker.io/library/{repository}"
+
+
 def image_index(manifest: Descriptor, repository: str, tags: Sequence[str]) -> dict[str, Any]:
-    """One entry per tag, the way `skopeo` and `umoci` look images up by tag in a layout."""
+    """One entry per tag, the way `skopeo` and `umoci` look images up by tag in a layout; the
+    fully qualified name is what `ctr images import` and `podman load` call it."""
     entries = [
         Descriptor(
             media_type=manifest.media_type,
@@ -174,7 +185,7 @@ def image_index(manifest: Descriptor, repository: str, tags: Sequence[str]) -> d
             size=manifest.size,
             annotations={
                 ANNOTATION_REF_NAME: tag,
-                ANNOTATION_CONTAINERD_NAME: f"{repository}:{tag}",
+                ANNOTATION_CONTAINERD_NAME: f"{fully_qualified(repository)}:{tag}",
             },
         ).to_json()
         for tag in tags

@@ -162,3 +162,22 @@ def test_a_multi_platform_layout_names_its_platform_index_by_each_tag() -> None:
     (docker,) = json.loads(retagged["manifest.json"])
     assert docker["RepoTags"] == ["hello:c-1234"]
     assert docker["Config"] == image_json.blob_path(images[0].config_digest)
+
+
+@pytest.mark.parametrize(
+    "repository, qualified",
+    [
+        ("hello", "docker.io/library/hello"),
+        ("acme/app", "docker.io/acme/app"),
+        ("registry.example.com/team/app", "registry.example.com/team/app"),
+        ("127.0.0.1:5000/app", "127.0.0.1:5000/app"),
+        ("localhost/app", "localhost/app"),
+    ],
+)
+def test_index_names_are_fully_qualified_as_containerd_expects(repository: str, qualified: str) -> None:
+    files = build(repository=repository)
+    (entry, _) = json.loads(files.files["index.json"])["manifests"]
+    assert entry["annotations"]["io.containerd.image.name"] == f"{qualified}:latest"
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+    # The manifest does not name the repository: its digest is the same whatever the name.
+    assert files.manifest_digest == build().manifest_digest

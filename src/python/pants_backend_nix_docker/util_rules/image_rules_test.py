@@ -63,7 +63,7 @@ def unexpected(*_: Any) -> Any:
 
 # Writing the outputs, with digests standing in for files. A git revision (for tags naming
 # {git_revision}) and processes (for archives) are never asked for here.
-WRITING = [
+WRITING: list[MockGet] = [
     MockGet(Digest, (CreateDigest,), lambda _: EMPTY_DIGEST),
     MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
     MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
