@@ -9,6 +9,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from spdx_tools.spdx.parser.parse_anything import parse_file
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
 from nix_docker_e2e.harness import Repo, run
 from nix_docker_e2e.oci_archive import index_of, manifest_digest
@@ -72,8 +74,9 @@ def test_sbom_is_valid_spdx_2_3_and_lists_exactly_the_closure(repo: Repo) -> Non
     sbom = json.loads(sbom_file.read_text())
     jsonschema.validate(sbom, json.loads(SCHEMA.read_text()))
     report = json.loads((repo.root / "dist/examples.python-app/image.report.json").read_text())
-    comments = {p["comment"].split(";")[0].split()[-1] for p in sbom["packages"]}
-    assert comments == set(report["store_paths"]) and len(sbom["packages"]) == len(report["store_paths"])
+    store = [p for p in sbom["packages"] if p["comment"].startswith("Nix store path")]
+    comments = {p["comment"].split(";")[0].split()[-1] for p in store}
+    assert comments == set(report["store_paths"]) and len(store) == len(report["store_paths"])
     python = next(p for p in sbom["packages"] if p["name"] == "python3")
     assert python["versionInfo"] == "3.11.2" and len(python["checksums"][0]["checksumValue"]) == 64
     depends = sum(1 for r in sbom["relationships"] if r["relationshipType"] == "DEPENDS_ON")
@@ -86,6 +89,31 @@ def test_sbom_is_valid_spdx_2_3_and_lists_exactly_the_closure(repo: Repo) -> Non
         manifest["annotations"]["dev.pants-nix-docker.sbom.digest"]
         == "sha256:" + hashlib.sha256(sbom_file.read_bytes()).hexdigest()
     )
+
+
+def test_sbom_lists_the_pex_and_its_distributions_with_the_lockfiles_hashes(repo: Repo) -> None:
+    sbom_file = repo.root / "dist/examples.python-app/image.spdx.json"
+    sbom = json.loads(sbom_file.read_text())
+    (pex,) = [f for f in sbom["files"] if f["fileName"] == "./app/app.pex"]
+    assert "examples/python-app:app" in pex["comment"]
+    (pyyaml,) = [p for p in sbom["packages"] if p["name"] == "PyYAML"]
+    assert pyyaml["versionInfo"] == "6.0.2"
+    assert pyyaml["externalRefs"][0]["referenceLocator"] == "pkg:pypi/pyyaml@6.0.2"
+    # The hash is the lockfile's, for the very file the PEX holds.
+    lock = (repo.root / "3rdparty/python/python-app.lock").read_text()
+    body = json.loads("\n".join(line for line in lock.splitlines() if not line.startswith("//")))
+    locked = {
+        a["url"].rsplit("/", 1)[-1]: a["hash"]
+        for r in body["locked_resolves"][0]["locked_requirements"]
+        for a in r["artifacts"]
+    }
+    assert pyyaml["checksums"] == [{"algorithm": "SHA256", "checksumValue": locked[pyyaml["packageFileName"]]}]
+    contains = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in sbom["relationships"]}
+    assert (pex["SPDXID"], pyyaml["SPDXID"]) in contains
+    # spdx-tools (what `pyspdxtools -i FILE` runs), the reference implementation, parses and
+    # validates it: SPDX 2.3's rules beyond the schema, such as a SHA1 on every file.
+    messages = validate_full_spdx_document(parse_file(str(sbom_file)))
+    assert messages == [], [m.validation_message for m in messages]
 
 
 def test_forbidden_references_and_size_budget(repo: Repo) -> None:

@@ -15,6 +15,7 @@ from pants_backend_nix_docker.nix.references import (
 )
 from pants_backend_nix_docker.nix.report import ReportLayer, image_report, largest_paths, render_report, render_why
 from pants_backend_nix_docker.nix.sbom import name_and_version, nar_hash_hex, spdx_document
+from pants_backend_nix_docker.oci.artifact_contents import ArtifactFile, PythonDistribution
 
 
 def sp(name: str) -> str:
@@ -186,3 +187,35 @@ def test_why_rendering_shows_the_chain_and_who_names_it() -> None:
     assert "named by the image: config Entrypoint" in text
     assert f"    {APP}\n      -> {PY}" in text
     assert "no store path matches 'ghc-*' (5 paths in the image)" in render_why(report, "ghc-*")
+
+
+def test_spdx_lists_the_pants_artifacts_and_the_distributions_in_a_pex() -> None:
+    dist = PythonDistribution("PyYAML", "6.0.2", "PyYAML-6.0.2-cp311-cp311-linux_x86_64.whl", "a" * 64)
+    artifacts = (
+        ArtifactFile("/app/app.pex", "examples/python-app:app", "1" * 40, "2" * 64, 1000, (dist,)),
+        ArtifactFile("/app/config.yaml", "files", "3" * 40, "4" * 64, 10),
+    )
+    doc = spdx_document(
+        name="app",
+        namespace="https://example.com/spdx/app",
+        created="1970-01-01T00:00:01Z",
+        closure=closure(),
+        roots=[APP],
+        artifacts=artifacts,
+    )
+    assert [f["fileName"] for f in doc["files"]] == ["./app/app.pex", "./app/config.yaml"]
+    assert [c["algorithm"] for c in doc["files"][0]["checksums"]] == ["SHA1", "SHA256"]
+    (pypi,) = [p for p in doc["packages"] if p["name"] == "PyYAML"]
+    assert pypi["versionInfo"] == "6.0.2" and pypi["checksums"] == [{"algorithm": "SHA256", "checksumValue": "a" * 64}]
+    assert pypi["externalRefs"][0]["referenceLocator"] == "pkg:pypi/pyyaml@6.0.2"
+    described = {r["relatedSpdxElement"] for r in doc["relationships"] if r["relationshipType"] == "DESCRIBES"}
+    assert {f["SPDXID"] for f in doc["files"]} <= described
+    contains = [
+        (r["spdxElementId"], r["relatedSpdxElement"])
+        for r in doc["relationships"]
+        if r["relationshipType"] == "CONTAINS"
+    ]
+    assert contains == [(doc["files"][0]["SPDXID"], pypi["SPDXID"])]
+    # No artifacts: the document has no files key, as before.
+    plain = spdx_document(name="app", namespace="n", created="1970-01-01T00:00:01Z", closure=closure(), roots=[APP])
+    assert "files" not in plain

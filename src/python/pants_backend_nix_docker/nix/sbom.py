@@ -1,13 +1,14 @@
-"""The SPDX 2.3 document of an image's closure: one package per store path, with its name, version
-and NAR hash. Pure."""
+"""The SPDX 2.3 document of an image: one package per store path, with its name, version and NAR
+hash, and the Pants artifacts (files, and the PyPI distributions inside a PEX). Pure."""
 
 from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from pants_backend_nix_docker.nix.closure import Closure
+from pants_backend_nix_docker.oci.artifact_contents import ArtifactFile
 
 NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
 
@@ -49,8 +50,69 @@ def _spdx_id(path: str) -> str:
     return "SPDXRef-" + re.sub(r"[^A-Za-z0-9.-]", "-", path[len("/nix/store/") :])
 
 
-def spdx_document(*, name: str, namespace: str, created: str, closure: Closure, roots: Iterable[str]) -> dict[str, Any]:
-    """An SPDX 2.3 document: one package per store path, DEPENDS_ON per reference."""
+def _artifact_elements(artifacts: Sequence[ArtifactFile]) -> tuple[list, list, list]:
+    """(files, packages, relationships) of the Pants artifacts: each a file the document
+    describes, and each Python distribution in a PEX a PyPI package the file contains."""
+    files, packages, relationships, seen = [], [], [], set()
+    for n, artifact in enumerate(sorted(artifacts, key=lambda a: a.path)):
+        file_id = f"SPDXRef-Artifact-{n}"
+        files.append(
+            {
+                "SPDXID": file_id,
+                "fileName": "." + artifact.path,
+                "checksums": [
+                    {"algorithm": "SHA1", "checksumValue": artifact.sha1},
+                    {"algorithm": "SHA256", "checksumValue": artifact.sha256},
+                ],
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "comment": f"Pants artifact from {artifact.origin}; {artifact.size} bytes",
+            }
+        )
+        relationships.append(
+            {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": file_id}
+        )
+        for dist in artifact.distributions:
+            dist_id = "SPDXRef-PyPI-" + re.sub(
+                r"[^A-Za-z0-9.-]", "-", f"{dist.name}-{dist.version}-{dist.sha256 or ''}"
+            )
+            if dist_id not in seen:
+                seen.add(dist_id)
+                package: dict[str, Any] = {
+                    "SPDXID": dist_id,
+                    "name": dist.name,
+                    "versionInfo": dist.version,
+                    "packageFileName": dist.filename,
+                    "downloadLocation": "NOASSERTION",
+                    "filesAnalyzed": False,
+                    "licenseConcluded": "NOASSERTION",
+                    "licenseDeclared": "NOASSERTION",
+                    "copyrightText": "NOASSERTION",
+                    "externalRefs": [
+                        {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": dist.purl}
+                    ],
+                    "comment": "Python distribution in a PEX; its checksum is the resolve's lockfile's",
+                }
+                if dist.sha256:
+                    package["checksums"] = [{"algorithm": "SHA256", "checksumValue": dist.sha256}]
+                packages.append(package)
+            relationships.append(
+                {"spdxElementId": file_id, "relationshipType": "CONTAINS", "relatedSpdxElement": dist_id}
+            )
+    return files, packages, relationships
+
+
+def spdx_document(
+    *,
+    name: str,
+    namespace: str,
+    created: str,
+    closure: Closure,
+    roots: Iterable[str],
+    artifacts: Sequence[ArtifactFile] = (),
+) -> dict[str, Any]:
+    """An SPDX 2.3 document: one package per store path, DEPENDS_ON per reference, and the Pants
+    artifacts with the Python distributions their PEXes hold."""
     packages = []
     for path, info in sorted(closure.paths.items()):
         pkg_name, version = name_and_version(info.name)
@@ -79,13 +141,16 @@ def spdx_document(*, name: str, namespace: str, created: str, closure: Closure, 
         for path, info in sorted(closure.paths.items())
         for ref in info.references
     ]
-    return {
+    artifact_files, artifact_packages, artifact_relationships = _artifact_elements(artifacts)
+    document = {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": name,
         "documentNamespace": namespace,
         "creationInfo": {"created": created, "creators": ["Tool: pants-nix-docker"]},
-        "packages": packages,
-        "relationships": relationships,
+        "packages": packages + artifact_packages,
+        "relationships": relationships + artifact_relationships,
     }
+    # Without artifacts the document is what it was: images without any keep their SBOM digest.
+    return {**document, "files": artifact_files} if artifact_files else document

@@ -5,12 +5,15 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import PythonResolveField
+from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
 from pants.core.target_types import FileSourceField, ResourceSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry
+from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestEntries, FileEntry, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     DependenciesRequest,
@@ -18,9 +21,11 @@ from pants.engine.target import (
     FieldSetsPerTargetRequest,
     InvalidFieldException,
     SourcesField,
+    Target,
     Targets,
 )
 
+from pants_backend_nix_docker.oci.artifact_contents import ArtifactFile, describe, lockfile_hashes
 from pants_backend_nix_docker.oci.rootfs import Node
 from pants_backend_nix_docker.target_types import NixDockerImageTarget, NixImageDependenciesField, NixSourceField
 
@@ -39,6 +44,7 @@ class ImageArtifacts:
     digest: Digest  # each file at ARTIFACTS_DIR + its path in the image
     nodes: tuple[Node, ...]  # the same files as rootfs nodes, sourced from the digest
     size: int = 0  # bytes of all the files
+    files: tuple[ArtifactFile, ...] = ()  # what each file is and holds, for the SBOM
 
     @property
     def is_empty(self) -> bool:
@@ -53,11 +59,19 @@ def _invalid_dependency(address: Address, dep: Address, what: str) -> InvalidFie
     )
 
 
+def _lockfile(target: Target, python_setup: PythonSetup) -> str | None:
+    """The lockfile of a Python target's resolve: it has the sha256 of each distribution."""
+    if not target.has_field(PythonResolveField) or not python_setup.enable_resolves:
+        return None
+    return python_setup.resolves.get(target[PythonResolveField].normalized_value(python_setup))
+
+
 @rule(desc="Collecting the Pants artifacts of a Nix image")
-async def image_artifacts(request: ImageArtifactsRequest) -> ImageArtifacts:
+async def image_artifacts(request: ImageArtifactsRequest, python_setup: PythonSetup) -> ImageArtifacts:
     targets = await Get(Targets, DependenciesRequest(request.dependencies))
     field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, targets))
     packages, files, resources = [], [], []
+    lockfiles: dict[str, str | None] = {}  # origin -> the lockfile of its resolve
     for target, target_field_sets in zip(targets, field_sets.collection):
         if target.has_field(NixSourceField):
             continue  # what the image's packages are evaluated from (inferred), not content
@@ -71,6 +85,7 @@ async def image_artifacts(request: ImageArtifactsRequest) -> ImageArtifacts:
             )
         elif target_field_sets:
             packages.append((target.address, target_field_sets[0]))
+            lockfiles[str(target.address)] = _lockfile(target, python_setup)
         else:
             raise _invalid_dependency(
                 request.address,
@@ -120,7 +135,21 @@ async def image_artifacts(request: ImageArtifactsRequest) -> ImageArtifacts:
         Node(path, "file", 0o755 if entry.is_executable else 0o644, source=ARTIFACTS_DIR + path, field="dependencies")
         for path, (_, entry) in sorted(placed.items())
     )
-    return ImageArtifacts(digest, nodes, sum(entry.file_digest.serialized_bytes_length for _, entry in placed.values()))
+    # The SBOM hashes each file and lists what a PEX holds: read here, once per set of artifacts.
+    wanted = sorted({path for path in lockfiles.values() if path})
+    read: tuple[DigestContents, ...] = await MultiGet(
+        Get(DigestContents, Digest, digest),
+        *(Get(DigestContents, PathGlobs([p], glob_match_error_behavior=GlobMatchErrorBehavior.ignore)) for p in wanted),
+    )
+    hashes = {path: lockfile_hashes(c[0].content.decode()) if c else {} for path, c in zip(wanted, read[1:])}
+    origin_of = {ARTIFACTS_DIR + path: origin for path, (origin, _) in placed.items()}
+    described = []
+    for content in read[0]:
+        origin = origin_of[content.path]
+        lock = hashes.get(lockfiles.get(origin) or "", {})
+        described.append(describe(content.path[len(ARTIFACTS_DIR) :], origin, content.content, lock))
+    size = sum(entry.file_digest.serialized_bytes_length for _, entry in placed.values())
+    return ImageArtifacts(digest, nodes, size, tuple(described))
 
 
 def rules():

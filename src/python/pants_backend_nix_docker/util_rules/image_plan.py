@@ -326,7 +326,9 @@ def _own_layers(
     return tuple(layers)
 
 
-def _sbom(request: NixImageRequest, closure: Closure, roots: tuple[str, ...], created: str) -> bytes:
+def _sbom(
+    request: NixImageRequest, closure: Closure, roots: tuple[str, ...], created: str, artifacts: ImageArtifacts
+) -> bytes:
     return canonical_json(
         spdx_document(
             # Not the address: two targets with the same inputs make the same image.
@@ -335,6 +337,7 @@ def _sbom(request: NixImageRequest, closure: Closure, roots: tuple[str, ...], cr
             created=created,
             closure=closure,
             roots=roots,
+            artifacts=artifacts.files,
         )
     )
 
@@ -386,7 +389,7 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
         store_layers=tuple(tuple(layer) for layer in store_layers),
         batches=batches,
         created=created,
-        sbom=_sbom(request, closure, roots, created),
+        sbom=_sbom(request, closure, roots, created, facts.artifacts),
         report_path=f"{stem}.report.json",
         sbom_path=f"{stem}.spdx.json",
         graph=(
