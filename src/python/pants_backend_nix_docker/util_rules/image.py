@@ -1,6 +1,7 @@
 """From a `nix_docker_image` target to an image archive: fetch the facts, plan, build the layers,
-assemble, write. The decisions are the pure functions of `image_plan.py`; this rule fetches what
-they name."""
+assemble, write. The decisions are the pure functions of `image_plan.py`; these rules fetch what
+they name. `build_nix_image` makes one platform's image; `build_image`, what the goals ask for,
+makes the target's one image, or one per platform tied together by an image index."""
 
 from __future__ import annotations
 
