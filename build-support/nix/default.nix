@@ -5,19 +5,23 @@
 #   nix-build build-support/nix -A hello
 #   nix path-info -rsh $(nix-build build-support/nix -A python3)
 #
-# A function of the packages' system, as nixpkgs is: `nix-build build-support/nix --argstr system
-# aarch64-linux -A hello` gives the arm64 set (`aarch64-linux.nix`), Debian's arm64 binaries
-# unpacked by this machine, as nixpkgs' pkgsCross builds here for there.
-{ system ? builtins.currentSystem }:
+# The set of this machine's system, and callable with another, as nixpkgs is: `nix-build
+# build-support/nix --argstr system aarch64-linux -A hello` (or `(import ./. { system = ...; })`)
+# gives the arm64 set (`aarch64-linux.nix`), Debian's arm64 binaries unpacked by this machine, as
+# nixpkgs' pkgsCross builds here for there. `import ./.` alone is still the host's set: a
+# `__functor` makes the set callable, and Nix auto-calls it as it would a function.
 let
   inherit (import ./lib.nix) run hostFiles hostLibrary debVersion busyboxBinary helloScript;
 
   multiarch = /usr/lib/x86_64-linux-gnu;
-in
-if system == "aarch64-linux" && builtins.currentSystem != "aarch64-linux" then import ./aarch64-linux.nix
-else if system != builtins.currentSystem then
-  throw "this package set has packages for ${builtins.currentSystem} (this machine) and aarch64-linux, not ${system}"
-else rec {
+
+  packagesFor = { system ? builtins.currentSystem }:
+    if system == "aarch64-linux" && builtins.currentSystem != "aarch64-linux" then import ./aarch64-linux.nix
+    else if system != builtins.currentSystem then
+      throw "this package set has packages for ${builtins.currentSystem} (this machine) and aarch64-linux, not ${system}"
+    else host;
+
+  host = rec {
   busybox = run {
     name = "busybox-${debVersion "busybox-static"}";
     script = ''
@@ -128,4 +132,6 @@ else rec {
 
   # A script package whose only reference is busybox: the smallest real closure.
   hello = helloScript busybox;
-}
+};
+in
+host // { __functor = _: packagesFor; }

@@ -37,6 +37,15 @@ class _Daemon:
             self.proc.kill()
             self.proc.wait()
         self._log_file.close()
+        _unmount_under(self.workdir)
+
+
+def _unmount_under(root: Path) -> None:
+    """What a stopped daemon left mounted under its directory: dockerd keeps its default network
+    namespace bind-mounted in its exec root, which would make the directory impossible to delete."""
+    mounted = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for path in sorted((m for m in mounted if m.startswith(f"{root}/")), reverse=True):
+        subprocess.run(["umount", path], capture_output=True)
 
 
 class Dockerd(_Daemon):

@@ -111,7 +111,11 @@ def test_dependencies_and_tailor(repo: Repo) -> None:
     deps = set(repo.pants("dependencies", "examples/python-app:image").assert_success().stdout.split())
     assert deps == {"build-support/nix/default.nix", "examples/python-app:app"}
     nix_deps = set(repo.pants("dependencies", "build-support/nix/default.nix").assert_success().stdout.split())
-    assert nix_deps == {"build-support/nix/lib.nix", "build-support/nix/patch-libs.sh:scripts"}
+    assert nix_deps == {
+        "build-support/nix/lib.nix",
+        "build-support/nix/aarch64-linux.nix",
+        "build-support/nix/patch-libs.sh:scripts",
+    }
     solo = repo.pants("dependencies", "testprojects/solo/solo.nix").assert_success()
     assert set(solo.stdout.split()) == {
         "build-support/nix/default.nix",

@@ -65,9 +65,13 @@ let
   key = path: builtins.unsafeDiscardStringContext (toString path);
   guardedImport = path: memo.${key path} or (builtins.scopedImport scope path);
   load = if req.cacheable then guardedImport else import;
-  # As nix-build's auto-calling: a function gets those of the arguments it declares.
+  # As nix-build's auto-calling: a function gets those of the arguments it declares, and a set
+  # with a `__functor` is called through it.
   args = req.args or { };
-  autoCall = v: if builtins.isFunction v then v (builtins.intersectAttrs (builtins.functionArgs v) args) else v;
+  autoCall = v:
+    if builtins.isAttrs v && v ? __functor then autoCall (v.__functor v)
+    else if builtins.isFunction v then v (builtins.intersectAttrs (builtins.functionArgs v) args)
+    else v;
   select = builtins.foldl' (v: name: (autoCall v).${name});
   isDerivation = v: builtins.isAttrs v && v.type or null == "derivation";
   derivations = v:

@@ -156,3 +156,10 @@ def test_functions_get_the_system_as_nix_build_argstr_gives_it(tmp_path: Path) -
     ]
     # A file that is no function ignores it.
     assert evaluated("plain.nix", ("pkg",), "aarch64-linux") == [by_hand("plain.nix", "pkg")]
+    # A set that is callable (`__functor`, as build-support/nix is) is called with it, as Nix does.
+    (tmp_path / "functor.nix").write_text(
+        "let f = { system ? builtins.currentSystem }: "
+        f'{{ pkg = {drv("functor-${system}")}; }}; in f {{ }} // {{ __functor = _: f; }}\n'
+    )
+    assert evaluated("functor.nix", ("pkg",), "aarch64-linux") == [by_hand("functor.nix", "pkg", *argstr)]
+    assert evaluated("functor.nix", ("pkg",), None) == [by_hand("functor.nix", "pkg")]
