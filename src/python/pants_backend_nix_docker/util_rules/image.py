@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, Iterable, cast
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
@@ -30,7 +30,6 @@ from pants_backend_nix_docker.oci.image_json import (
     index_files,
 )
 from pants_backend_nix_docker.oci.platforms import Platform, host_system, platform_of
-from pants_backend_nix_docker.oci.tags import placeholders_in
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
 from pants_backend_nix_docker.util_rules.base_image import BaseImage, BaseImageRequest
@@ -171,6 +170,12 @@ async def _write_image(
     return await Get(Digest, MergeDigests([digest, side]))
 
 
+async def _rendered_tags(request: NixImageRequest, closure_paths: Iterable[str]) -> tuple[str, ...]:
+    """`image_tags` with their placeholders filled in; git is asked only when a tag names it."""
+    revision = await Get(GitRevision) if request.needs_git_revision else GitRevision(None)
+    return render_tags(request, closure_paths, revision.value, revision.problem)
+
+
 def image_settings(settings: NixDockerSubsystem) -> ImageSettings:
     return ImageSettings(
         cacert_package=settings.cacert_package,
@@ -216,8 +221,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
     batches = cast("tuple[StoreLayerBatch, ...]", built[: len(plan.batches)])
     own_layers = cast("tuple[BuiltLayer, ...]", built[len(plan.batches) : -1])
     graph = cast(ClosureGraph, built[-1])
-    revision = await Get(GitRevision) if plan.needs_git_revision else GitRevision(None)
-    tags = render_tags(request, closure.paths, revision.value, revision.problem)
+    tags = await _rendered_tags(request, closure.paths)
     store_layers = tuple(layer for batch in batches for layer in batch.layers)
     image = assemble_image(request, plan, facts, options, store_layers, own_layers, tags, base.name)
     own_blobs, store_blobs, side = await _image_digests(plan, image, base, store_layers, own_layers, graph)
@@ -295,13 +299,7 @@ async def build_image(request: BuildImageRequest, host: PantsPlatform, tool: Ima
         Get(NixImage, NixImageRequest, request.image.for_platform(p, in_index=True)) for p in platforms
     )
     # One tag for every platform: `{closure_hash}` hashes the closures of all of them.
-    revision = (
-        await Get(GitRevision)
-        if any("git_revision" in placeholders_in(t) for t in request.image.tags)
-        else GitRevision(None)
-    )
-    closure_paths = {path for image in images for path in image.closure_paths}
-    tags = render_tags(request.image, closure_paths, revision.value, revision.problem)
+    tags = await _rendered_tags(request.image, {path for image in images for path in image.closure_paths})
     manifests = [
         (Descriptor(MEDIA_TYPE_MANIFEST, image.manifest_digest, image.manifest_size), image.platform)
         for image in images

@@ -181,6 +181,10 @@ class NixImageRequest:
         return self.fields.image_tags.value or ()
 
     @property
+    def needs_git_revision(self) -> bool:
+        return any("git_revision" in tags_lib.placeholders_in(t) for t in self.tags)
+
+    @property
     def max_layers(self) -> int:
         return self.fields.max_layers.value
 
@@ -397,7 +401,7 @@ def plan_image(request: NixImageRequest, facts: ImageFacts, settings: ImageSetti
             if request.closure_graph
             else NO_GRAPH
         ),
-        needs_git_revision=any("git_revision" in tags_lib.placeholders_in(t) for t in request.tags),
+        needs_git_revision=request.needs_git_revision,
     )
 
 
