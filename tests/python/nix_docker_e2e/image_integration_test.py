@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tarfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nix_docker_e2e.harness import Repo, nix_closure, run
-from nix_docker_e2e.oci_archive import layer_members, manifest_digest, sha256_file
+from nix_docker_e2e.oci_archive import index_of, layer_members, manifest_digest, sha256_file
 from nix_docker_e2e.runtimes import PODMAN_RUN, runc_run, unpack_bundle
 
 HELLO_OUTPUT = "Hello from a Nix closure in a reproducible OCI image!"
@@ -310,3 +311,19 @@ def test_layout_output_is_the_same_image_as_the_archive(repo: Repo, tmp_path: Pa
     assert runc_run(tmp_path / "bundle").stdout.strip() == HELLO_OUTPUT
     copied = run(["skopeo", "copy", "-q", f"oci:{layout}:latest", f"oci:{tmp_path}/copy:latest"])
     assert copied.returncode == 0, copied.stderr
+
+    # The SBOM is an artifact whose subject is the image: listed untagged in the layout's index
+    # (as `oras attach --oci-layout` would), its blobs in the archive too, whose index names only
+    # the image (podman load and ctr import take one image per archive).
+    image, sbom_entry = index["manifests"]
+    assert sbom_entry["artifactType"] == "application/spdx+json" and "annotations" in sbom_entry
+    artifact = json.loads((layout / "blobs/sha256" / sbom_entry["digest"].split(":")[1]).read_text())
+    assert artifact["subject"] == {k: image[k] for k in ("mediaType", "digest", "size")}
+    (document,) = artifact["layers"]
+    sbom_bytes = (layout / "blobs/sha256" / document["digest"].split(":")[1]).read_bytes()
+    assert sbom_bytes == (repo.root / "dist/testprojects.layout/dir.spdx.json").read_bytes()
+    assert [m["digest"] for m in index_of(repo.root / "dist/testprojects.layout/tar.tar")["manifests"]] == [
+        image["digest"]
+    ]
+    with tarfile.open(repo.root / "dist/testprojects.layout/tar.tar") as tar:
+        assert f"blobs/sha256/{sbom_entry['digest'].split(':')[1]}" in tar.getnames()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,17 @@ def registry(tmp_path_factory):
         yield reg
 
 
-def test_publish_then_pull_gives_the_same_digest(repo: Repo, registry: DockerRegistry) -> None:
+def test_publish_then_pull_gives_the_same_digest(repo: Repo, registry: DockerRegistry, tmp_path: Path) -> None:
     result = repo.pants(registry.pants_option(), "package", "publish", "examples/hello:image").assert_success()
     assert f"{registry.address}/hello:latest published" in result.stderr
-    assert registry.pulled_digest("hello:latest") == manifest_digest(repo.root / "dist/examples.hello/image.tar")
-    # Three layers and the config; the manifest is not a blob.
-    assert len(set(registry.uploaded_blobs())) == 4
+    digest = manifest_digest(repo.root / "dist/examples.hello/image.tar")
+    assert registry.pulled_digest("hello:latest") == digest
+    # Three layers and the config; the SBOM and its artifact's empty config. Manifests are not blobs.
+    assert len(set(registry.uploaded_blobs())) == 6
+    # The SBOM went with it, and is found from the image's digest alone.
+    sbom = registry.sbom_of("hello", digest, tmp_path / "sbom")
+    assert sbom == json.loads((repo.root / "dist/examples.hello/image.spdx.json").read_text())
+    assert f"listed under the tag {digest.replace(':', '-')}" in result.stderr
 
 
 def test_publish_alone_pushes_from_the_blobs_and_writes_no_archive(repo: Repo, registry: DockerRegistry) -> None:
@@ -58,7 +64,9 @@ def test_publishing_again_uploads_nothing(repo: Repo, registry: DockerRegistry) 
     assert len(registry.uploaded_blobs()) == before
 
 
-def test_an_app_change_uploads_only_the_changed_layer_and_config(repo: Repo, registry: DockerRegistry) -> None:
+def test_an_app_change_uploads_only_the_changed_layer_and_config(
+    repo: Repo, registry: DockerRegistry, tmp_path: Path
+) -> None:
     target = "examples/python-app:image"
     archive = repo.root / "dist/examples.python-app/image.tar"
     repo.pants(registry.pants_option(), "package", "publish", target).assert_success()
@@ -74,8 +82,14 @@ def test_an_app_change_uploads_only_the_changed_layer_and_config(repo: Repo, reg
     new_uploads = {d.replace("%3A", ":") for d in registry.uploaded_blobs()[before:]}
     changed_layers = set(layer_digests(archive)) - first
     assert len(changed_layers) == 1
-    assert changed_layers <= new_uploads and len(new_uploads) == 2  # the top layer and the config
+    # The top layer, the config and the SBOM (it hashes the PEX, which changed).
+    assert changed_layers <= new_uploads and len(new_uploads) == 3
     assert registry.pulled_digest("python-app:latest") == manifest_digest(archive)
+
+    # The SBOM found from the new image's digest alone lists the PEX's PyYAML, version and hash.
+    sbom = registry.sbom_of("python-app", manifest_digest(archive), tmp_path / "sbom")
+    (pyyaml,) = [p for p in sbom["packages"] if p["name"].lower() == "pyyaml"]
+    assert pyyaml["versionInfo"] and pyyaml["checksums"][0]["algorithm"] == "SHA256"
 
 
 def test_skip_push_and_unknown_alias(repo: Repo, registry: DockerRegistry) -> None:
@@ -148,8 +162,11 @@ def test_tls_and_htpasswd_registry(repo: Repo, tmp_path: Path) -> None:
         assert registry.pull_everything("hello:latest", tmp_path / "none").returncode != 0  # no tag was written
 
         repo.pants(registry.pants_option(), "package", "publish", "examples/hello:image", env=good).assert_success()
-        assert registry.pulled_digest("hello:latest") == manifest_digest(repo.root / "dist/examples.hello/image.tar")
+        digest = manifest_digest(repo.root / "dist/examples.hello/image.tar")
+        assert registry.pulled_digest("hello:latest") == digest
         assert registry.pull_everything("hello:latest", tmp_path / "pulled").returncode == 0
+        # The image tool found the same credentials as skopeo to write the referrers tag.
+        assert registry.sbom_of("hello", digest, tmp_path / "sbom")["name"] == "hello"
 
         # Without the test CA, TLS fails, and the message says how to trust it.
         untrusted = f"--nix-docker-registries={{'test': {{'address': '{registry.address}', 'default': True}}}}"

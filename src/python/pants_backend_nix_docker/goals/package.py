@@ -14,6 +14,7 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from pants_backend_nix_docker.nix.sizes import human_size
+from pants_backend_nix_docker.oci.referrers import Referrer
 from pants_backend_nix_docker.target_types import NixImageFields
 from pants_backend_nix_docker.util_rules.image import BuildImageRequest, BuiltImage, NixImage
 from pants_backend_nix_docker.util_rules.image_plan import NixImageRequest
@@ -36,6 +37,7 @@ class BuiltNixImage(BuiltPackageArtifact):
     tags: tuple[str, ...] = ()
     transport: str = "oci-archive"  # how skopeo names it: "oci-archive" or "oci" (a layout)
     index: bool = False  # a multi-platform image: pushed with every platform's image
+    referrers: tuple[Referrer, ...] = ()  # artifacts about the image (its SBOM), pushed with it
 
 
 _SOURCE_WORDS = {
@@ -85,6 +87,7 @@ async def package_nix_docker_image(field_set: NixDockerImageFieldSet, run_id: Ru
                 tags=built.tags,
                 transport="oci-archive" if request.output_format == "archive" else "oci",
                 index=built.is_index,
+                referrers=built.referrers,
             ),
             *(
                 BuiltPackageArtifact(path)

@@ -10,7 +10,11 @@ write, tested against every registry:
   there: a failed push never leaves a tag naming a missing blob;
 - it reads credentials where users keep them (REGISTRY_AUTH_FILE, ~/.docker/config.json, podman's
   auth.json, credential helpers) and trusts CAs the containers way (--cert-dir, certs.d).
-Our image tool (oci/image_tool.py) runs it and turns its failures into a sentence with a fix. Pushes are
+Our image tool (oci/image_tool.py) runs it and turns its failures into a sentence with a fix.
+
+The image's SBOM goes too, as an OCI 1.1 artifact whose `subject` is the image: skopeo pushes it
+by digest from a small layout of its own, then the image tool lists it among the image's
+referrers (`oci/registry_client.py`: the one thing skopeo 1.9 cannot write verbatim). Pushes are
 InteractiveProcesses: never cached, locally or remotely, and credentials are never in their argv
 or env (only the paths of the files that hold them are).
 """
@@ -18,6 +22,7 @@ or env (only the paths of the files that hold them are).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.core.goals.publish import (
@@ -28,13 +33,17 @@ from pants.core.goals.publish import (
     PublishRequest,
 )
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import InteractiveProcess, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException
 from pants.option.errors import OptionsError
 
 from pants_backend_nix_docker.goals.package import BuiltNixImage
-from pants_backend_nix_docker.oci.registries import RegistryError, parse_registries, registries_for
+from pants_backend_nix_docker.oci.image_json import canonical_json
+from pants_backend_nix_docker.oci.push_plan import PushPlan, ReferrerPush
+from pants_backend_nix_docker.oci.referrers import Referrer, publish_layout
+from pants_backend_nix_docker.oci.registries import Registry, RegistryError, parse_registries, registries_for
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
     NixImagePackagesField,
@@ -68,6 +77,64 @@ class PublishNixImageFieldSet(PublishFieldSet):
         )
 
 
+def referrers_dir(relpath: str) -> str:
+    return f"{relpath}.referrers"
+
+
+def push_plans(
+    address: str,
+    built: BuiltNixImage,
+    registries: Sequence[Registry],
+    skopeo: str,
+    referrers: Sequence[Referrer],
+) -> tuple[list[PushPlan], list[PublishPackages]]:
+    """A plan per tag and registry, and what is skipped. A registry gets the referrers once, with
+    the image's first tag: they hang off the image's digest, not a tag."""
+    plans, skipped = [], []
+    assert built.relpath is not None, "an image is always written somewhere"
+    for registry in registries:
+        refs = tuple(f"{registry.address}/{built.repository}:{tag}" for tag in built.tags)
+        if registry.skip_push:
+            skipped.append(PublishPackages(names=refs, description=f"(by `skip_push` on registry @{registry.alias})"))
+            continue
+        tls = [] if registry.tls_verify else ["--dest-tls-verify=false"]
+        tls += [f"--dest-cert-dir={registry.cert_dir}"] if registry.cert_dir else []
+        copy = [skopeo, "copy", "--retry-times", "3", "--preserve-digests", *tls]
+        repository = f"{registry.address}/{built.repository}"
+        pushes = tuple(
+            ReferrerPush(
+                subject=referrer.subject,
+                entry=canonical_json(referrer.descriptor_json()).decode(),
+                argv=(
+                    *copy,
+                    "--quiet",
+                    f"oci:{referrers_dir(built.relpath)}:referrer-{n}",
+                    f"docker://{repository}@{referrer.manifest.digest}",
+                ),
+            )
+            for n, referrer in enumerate(referrers)
+        )
+        for i, (tag, ref) in enumerate(zip(built.tags, refs)):
+            # An index goes with every platform's image; by default skopeo would pick the host's.
+            argv = (
+                *copy,
+                *(["--all"] if built.index else []),
+                f"{built.transport}:{built.relpath}:{tag}",
+                f"docker://{ref}",
+            )
+            plans.append(
+                PushPlan(
+                    what=f"{address} to {ref}",
+                    reference=ref,
+                    argv=argv,
+                    referrers=pushes if i == 0 else (),
+                    tls_verify=registry.tls_verify,
+                    cert_dir=registry.cert_dir,
+                )
+            )
+    return plans, skipped
+
+
 @rule(desc="Publishing a Nix image")
 async def publish_nix_image(
     request: PublishNixImageRequest, settings: NixDockerSubsystem, skopeo: SkopeoBinary, tool: ImageToolPex
@@ -95,44 +162,39 @@ async def publish_nix_image(
         return PublishProcesses([PublishPackages(names=tuple(f"{repository}:{t}" for t in tags), description=reason)])
     skopeo_path = skopeo.program.require(f"publish {fs.address}")
 
-    package = request.packages[0]
-    relpath = built.relpath
-    transport = built.transport
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV))
-    pushes, jobs = [], []
-    for registry in registries:
-        refs = tuple(f"{registry.address}/{repository}:{tag}" for tag in tags)
-        if registry.skip_push:
-            jobs.append(PublishPackages(names=refs, description=f"(by `skip_push` on registry @{registry.alias})"))
-            continue
-        for tag, ref in zip(tags, refs):
-            argv = [skopeo_path, "copy", "--retry-times", "3", "--preserve-digests"]
-            # An index goes with every platform's image; by default skopeo would pick the host's.
-            argv += ["--all"] if built.index else []
-            if not registry.tls_verify:
-                argv.append("--dest-tls-verify=false")
-            if registry.cert_dir:
-                argv.append(f"--dest-cert-dir={registry.cert_dir}")
-            argv += [f"{transport}:{relpath}:{tag}", f"docker://{ref}"]
-            pushes.append((ref, argv))
+    referrers = built.referrers if settings.publish_sbom else ()
+    plans, skipped = push_plans(str(fs.address), built, registries, skopeo_path, referrers)
+    layout = publish_layout(referrers) if referrers else {}
+    directory = referrers_dir(built.relpath or "")
+    env, referrers_layout = await MultiGet(
+        Get(EnvironmentVars, EnvironmentVarsRequest(SKOPEO_ENV)),
+        Get(Digest, CreateDigest(FileContent(f"{directory}/{name}", data) for name, data in layout.items())),
+    )
+    input_digest = await Get(Digest, MergeDigests([request.packages[0].digest, referrers_layout]))
     processes = await MultiGet(
         Get(
             Process,
             VenvPexProcess(
                 tool.pex,
-                argv=("push", "--registry", ref.split("/", 1)[0], "--what", f"{fs.address} to {ref}", "--", *argv),
-                input_digest=package.digest,
+                # No secret is in a plan: credentials stay in the files skopeo and the tool read.
+                argv=("push", "--plan", canonical_json(plan.to_json()).decode()),
+                input_digest=input_digest,
                 extra_env=env,
-                description=f"Pushing {ref}",
+                description=f"Pushing {plan.reference}",
                 # Never run as a Process: it becomes an InteractiveProcess below, which no cache
                 # ever stores. The scope only keeps the Process itself out of the caches.
                 cache_scope=ProcessCacheScope.PER_SESSION,
             ),
         )
-        for ref, argv in pushes
+        for plan in plans
     )
-    for (ref, _), process in zip(pushes, processes):
-        jobs.append(PublishPackages(names=(ref,), process=InteractiveProcess.from_process(process)))
+    jobs = [
+        *skipped,
+        *(
+            PublishPackages(names=(plan.reference,), process=InteractiveProcess.from_process(process))
+            for plan, process in zip(plans, processes)
+        ),
+    ]
     return PublishProcesses(jobs)
 
 

@@ -10,9 +10,10 @@
         reads a base image (OCI layout, OCI archive or docker archive), checks every layer against
         its digest, writes the layers to DIR/blobs/sha256/ and what the image is to DIR/base.json;
         an unusable image exits 2 with the reason on stderr
-    image_tool push --registry HOST --what TEXT -- SKOPEO ARGS...
-        runs skopeo (its output passes through) and, when it fails, says in plain words what
-        went wrong and how to fix it
+    image_tool push --plan JSON
+        runs the plan's skopeo copies (the image, then its referrers such as the SBOM; skopeo's
+        output passes through), lists each referrer among its subject's referrers on the registry,
+        and, when something fails, says in plain words what went wrong and how to fix it
 
 A PEX of its own, apart from the store-layer tool (`store_layer_tool.py`), whose sources are part
 of every store layer's cache key: a change here must not change any of those keys. Only the
@@ -34,7 +35,16 @@ from pants_backend_nix_docker.oci.base_image import copy_layers, read_base_image
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError
 from pants_backend_nix_docker.oci.blob import write_blob
 from pants_backend_nix_docker.oci.compression import add_codec_arguments, codec_from_arguments, usable_cores
+from pants_backend_nix_docker.oci.push_plan import PushPlan
+from pants_backend_nix_docker.oci.referrers import ReferrersError
 from pants_backend_nix_docker.oci.registries import explain_failure
+from pants_backend_nix_docker.oci.registry_client import (
+    RegistryClient,
+    RegistryClientError,
+    add_referrer,
+    find_credentials,
+    registry_name,
+)
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec, rootfs_nodes, tar_entries
 from pants_backend_nix_docker.oci.tarball import TarError
 
@@ -50,7 +60,7 @@ def read_base(path: str, pin: str | None, out_dir: str, platform: str = "linux/a
         json.dump(read.info.to_json(), f, sort_keys=True)
 
 
-def push(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
+def run_skopeo(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
     proc = subprocess.Popen(list(skopeo_argv), stderr=subprocess.PIPE, text=True, errors="replace")
     assert proc.stderr is not None
     said = []
@@ -71,6 +81,26 @@ def push(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
     return code
 
 
+def push(plan: PushPlan) -> int:
+    host, name = registry_name(plan.reference)
+    code = run_skopeo(host, plan.what, plan.argv)
+    for referrer in plan.referrers:
+        code = code or run_skopeo(host, f"the SBOM of {plan.what}", referrer.argv)
+    if code or not plan.referrers:
+        return code
+    try:
+        client = RegistryClient(host, name, find_credentials(host, name, os.environ), plan.tls_verify, plan.cert_dir)
+        for referrer in plan.referrers:
+            entry = json.loads(referrer.entry)
+            how = add_referrer(client, referrer.subject, entry)
+            print(f"{plan.reference}: SBOM {entry['digest']} of {referrer.subject} {how}", file=sys.stderr)
+    except (RegistryClientError, ReferrersError) as e:
+        problem, fix = explain_failure(str(e), host) or (str(e), "run `pants publish` again once that is mended")
+        print(f"\nCould not publish the SBOM of {plan.what}: {problem}. Fix: {fix}.", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nix-docker-image-tool")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,10 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     base.add_argument("--pin")
     base.add_argument("--output", required=True)
     base.add_argument("--platform", default="linux/amd64", help="os/architecture[/variant] of the image to read")
-    push_parser = commands.add_parser("push", help="run skopeo copy; explain a failure")
-    push_parser.add_argument("--registry", required=True)
-    push_parser.add_argument("--what", required=True)
-    push_parser.add_argument("skopeo_argv", nargs=argparse.REMAINDER)
+    push_parser = commands.add_parser("push", help="push an image and its referrers; explain a failure")
+    push_parser.add_argument("--plan", required=True, help="a PushPlan as JSON")
     rootfs = commands.add_parser("rootfs", help="write the layer a root filesystem spec describes")
     rootfs.add_argument("--spec", required=True)
     add_codec_arguments(rootfs)
@@ -92,8 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     archive.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     if args.command == "push":
-        skopeo_argv = args.skopeo_argv[1:] if args.skopeo_argv[:1] == ["--"] else args.skopeo_argv
-        return push(args.registry, args.what, skopeo_argv)
+        return push(PushPlan.from_json(json.loads(args.plan)))
     try:
         if args.command == "base":
             read_base(args.input, args.pin, args.output, args.platform)

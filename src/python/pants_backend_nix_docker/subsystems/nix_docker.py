@@ -4,7 +4,7 @@ from enum import Enum
 from typing import Any
 
 from pants.option.errors import OptionsError
-from pants.option.option_types import DictOption, EnumOption, IntOption, StrListOption, StrOption
+from pants.option.option_types import BoolOption, DictOption, EnumOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -131,6 +131,18 @@ class NixDockerSubsystem(Subsystem):
             use the entry whose address matches their host. Credentials are skopeo's:
             `REGISTRY_AUTH_FILE`, `~/.docker/config.json` or podman's `auth.json`; they never pass
             through Pants.
+            """
+        ),
+    )
+    publish_sbom = BoolOption(
+        default=True,
+        help=softwrap(
+            """
+            Whether `pants publish` pushes each image's SBOM with it, as an OCI 1.1 artifact whose
+            `subject` is the image: found by the registry's referrers API, or, on a registry
+            without one, through the index tagged `sha256-<hex of the image's digest>` (the
+            referrers tag schema, which publishing keeps up to date). Turn it off for a registry
+            that refuses artifacts.
             """
         ),
     )

@@ -6,9 +6,10 @@ makes the target's one image, or one per platform tied together by an image inde
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, cast
+from typing import Any, Iterable, Mapping, cast
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
@@ -30,6 +31,7 @@ from pants_backend_nix_docker.oci.image_json import (
     index_files,
 )
 from pants_backend_nix_docker.oci.platforms import Platform, host_system, platform_of
+from pants_backend_nix_docker.oci.referrers import Referrer, layout_index
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.util_rules.artifacts import ImageArtifacts, ImageArtifactsRequest
 from pants_backend_nix_docker.util_rules.base_image import BaseImage, BaseImageRequest
@@ -87,6 +89,7 @@ class NixImage:
     store_blobs: Digest = EMPTY_DIGEST  # the base image's and the store's layers
     side: Digest = EMPTY_DIGEST  # report, SBOM and graph
     top_files: FrozenDict[str, bytes] = FrozenDict()  # oci-layout, index.json, manifest.json
+    referrers: tuple[Referrer, ...] = ()  # artifacts about the image (its SBOM); blobs in own_blobs
 
 
 async def _write_archive(tool: ImageToolPex, layout: Digest, store_blobs: Digest, output_path: str) -> Digest:
@@ -136,6 +139,7 @@ async def _image_digests(
         FileContent(plan.sbom_path, plan.sbom),
     ]
     blob_files = {name: data for name, data in image.files.files.items() if name.startswith("blobs/")}
+    blob_files.update(image.sbom.files)
     own_files, store_blobs, side_files = await MultiGet(
         Get(Digest, CreateDigest(FileContent(name, data) for name, data in blob_files.items())),
         Get(Digest, MergeDigests([base.blobs, *(layer.blob for layer in store_layers)])),
@@ -152,12 +156,21 @@ async def _write_image(
     tool: ImageToolPex,
     output_format: str,
     output_path: str,
-    top_files: dict[str, bytes],
+    top_files: Mapping[str, bytes],
     own_blobs: Digest,
     store_blobs: Digest,
     side: Digest,
+    referrers: tuple[Referrer, ...],
 ) -> Digest:
-    """The archive (or layout directory) at `output_path`, with the side files beside it."""
+    """The archive (or layout directory) at `output_path`, with the side files beside it.
+
+    Both hold the referrers' blobs, but only a layout's `index.json` lists them: `podman load`
+    takes an archive whose index names one image (with more, it falls back to `manifest.json` and
+    changes the image's digest), and `ctr images import` would try to import an artifact as an
+    image. Publishing reads them from the build, not from `index.json`."""
+    if output_format == "layout" and referrers:
+        index = layout_index(json.loads(top_files["index.json"]), referrers)
+        top_files = {**top_files, "index.json": canonical_json(index)}
     top = await Get(Digest, CreateDigest(FileContent(name, data) for name, data in top_files.items()))
     own = await Get(Digest, MergeDigests([top, own_blobs]))
     if output_format == "layout":
@@ -230,7 +243,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         EMPTY_DIGEST
         if request.in_index
         else await _write_image(
-            tool, request.output_format, request.output_path, top_files, own_blobs, store_blobs, side
+            tool, request.output_format, request.output_path, top_files, own_blobs, store_blobs, side, (image.sbom,)
         )
     )
     return NixImage(
@@ -253,6 +266,7 @@ async def build_nix_image(request: NixImageRequest, settings: NixDockerSubsystem
         store_blobs=store_blobs,
         side=side,
         top_files=FrozenDict(top_files),
+        referrers=(image.sbom,),
     )
 
 
@@ -275,6 +289,10 @@ class BuiltImage:
     @property
     def is_index(self) -> bool:
         return len(self.images) > 1
+
+    @property
+    def referrers(self) -> tuple[Referrer, ...]:
+        return tuple(referrer for image in self.images for referrer in image.referrers)
 
 
 def image_platforms(request: NixImageRequest, host: PantsPlatform) -> tuple[Platform, ...]:
@@ -311,8 +329,9 @@ async def build_image(request: BuildImageRequest, host: PantsPlatform, tool: Ima
         Get(Digest, MergeDigests(image.side for image in images)),
     )
     image = images[0]
+    referrers = tuple(referrer for image in images for referrer in image.referrers)
     digest = await _write_image(
-        tool, request.image.output_format, image.output_path, top_files, own_blobs, store_blobs, side
+        tool, request.image.output_format, image.output_path, top_files, own_blobs, store_blobs, side, referrers
     )
     return BuiltImage(digest, image.output_path, index.digest, tags, _index_size(images, index.size), images)
 

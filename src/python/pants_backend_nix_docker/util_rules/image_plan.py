@@ -42,6 +42,7 @@ from pants_backend_nix_docker.oci.image_json import (
     ANNOTATION_SBOM_DIGEST,
     ANNOTATION_SBOM_MEDIA_TYPE,
     DEFAULT_PLATFORM,
+    MEDIA_TYPE_MANIFEST,
     ContainerConfig,
     Descriptor,
     ImageFiles,
@@ -52,6 +53,7 @@ from pants_backend_nix_docker.oci.image_json import (
     sha256_digest,
 )
 from pants_backend_nix_docker.oci.platforms import Platform
+from pants_backend_nix_docker.oci.referrers import Referrer, sbom_referrer
 from pants_backend_nix_docker.oci.rootfs import RootfsError, RootfsSpec
 from pants_backend_nix_docker.target_types import (
     NixImageCmdField,
@@ -260,6 +262,7 @@ class AssembledImage:
     files: ImageFiles
     layers: tuple[BuiltLayer, ...]  # the image's own, bottom to top
     report: report_lib.ImageReport
+    sbom: Referrer  # the SBOM as an artifact referring to the image
 
 
 def field_error(address: Address, error: RootfsError, value: object) -> InvalidFieldException:
@@ -500,4 +503,8 @@ def assemble_image(
         referenced_by=referenced_by(plan.container.to_json(), plan.rootfs_spec.store_links()),
     )
     check_size(request.address, report, request.max_image_size)
-    return AssembledImage(files, layers, report)
+    manifest = Descriptor(MEDIA_TYPE_MANIFEST, files.manifest_digest, report.manifest_size)
+    # Named after the repository, not the target's output file: equal images, equal artifacts.
+    title = f"{request.repository.rsplit('/', 1)[-1]}.spdx.json"
+    sbom = sbom_referrer(plan.sbom, title, manifest, plan.created)
+    return AssembledImage(files, layers, report, sbom)

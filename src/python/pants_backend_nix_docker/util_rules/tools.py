@@ -36,7 +36,10 @@ IMAGE_TOOL_MODULES = (
     "oci/image_json.py",
     "oci/image_tool.py",
     "oci/platforms.py",
+    "oci/push_plan.py",
+    "oci/referrers.py",
     "oci/registries.py",
+    "oci/registry_client.py",
     "oci/rootfs.py",
     "oci/tarball.py",
 )
