@@ -85,7 +85,7 @@ def push(plan: PushPlan) -> int:
     host, name = registry_name(plan.reference)
     code = run_skopeo(host, plan.what, plan.argv)
     for referrer in plan.referrers:
-        code = code or run_skopeo(host, f"the SBOM of {plan.what}", referrer.argv)
+        code = code or run_skopeo(host, f"{plan.what} (its SBOM; the image itself was pushed)", referrer.argv)
     if code or not plan.referrers:
         return code
     try:
@@ -96,7 +96,11 @@ def push(plan: PushPlan) -> int:
             print(f"{plan.reference}: SBOM {entry['digest']} of {referrer.subject} {how}", file=sys.stderr)
     except (RegistryClientError, ReferrersError) as e:
         problem, fix = explain_failure(str(e), host) or (str(e), "run `pants publish` again once that is mended")
-        print(f"\nCould not publish the SBOM of {plan.what}: {problem}. Fix: {fix}.", file=sys.stderr)
+        print(
+            f"\nCould not publish {plan.what} (listing its SBOM among the image's referrers; the image itself "
+            f"was pushed): {problem}. Fix: {fix}.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
