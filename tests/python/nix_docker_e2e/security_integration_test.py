@@ -14,12 +14,14 @@ import stat
 import tarfile
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from nix_docker_e2e.harness import Repo, run
 from nix_docker_e2e.oci_archive import layer_digests, manifest_digest
 from nix_docker_e2e.registries import DockerRegistry, TestCA
+from nix_docker_e2e.signing import GpgKey, make_gpg_key, signature_config
 
 EXAMPLES = ("hello", "python", "python-app")
 # What the examples ask for: owners other than root, and world-writable directories.
@@ -79,17 +81,31 @@ def _files_under(roots: list[Path]):
                     yield path
 
 
-def test_credentials_reach_no_log_file_process_or_cache(repo: Repo, tmp_path: Path) -> None:
+@pytest.fixture
+def gpg_key(tmp_path: Path) -> Iterator[GpgKey]:
+    key = make_gpg_key(tmp_path / "gpg", f"phrase-{uuid.uuid4().hex}")
+    yield key
+    key.close()
+
+
+def test_credentials_and_signing_keys_reach_no_log_file_process_or_cache(
+    repo: Repo, tmp_path: Path, gpg_key: GpgKey
+) -> None:
+    """Publishes through a TLS registry with a password, a remote cache, and a GPG signing key with
+    a passphrase; then searches everything Pants wrote for the secrets. The signed image passes a
+    policy that requires the key's signature; the unsigned base image does not."""
     from nix_docker_bench.buildgrid import BuildGrid
     from nix_docker_e2e.harness import REPO_FILES
 
-    user, password = "ci", f"pw-{uuid.uuid4().hex}"
-    secrets = [password.encode(), base64.b64encode(f"{user}:{password}".encode())]
+    user, password, key = "ci", f"pw-{uuid.uuid4().hex}", gpg_key
+    secrets = [password.encode(), base64.b64encode(f"{user}:{password}".encode()), key.passphrase_file.read_bytes()]
+    secrets += key.secret_material()
     base = repo.root / "dist/examples.hello/image.tar"
     with DockerRegistry(
         tmp_path / "registry", tls=TestCA(tmp_path / "ca"), htpasswd=(user, password)
     ) as registry, BuildGrid(tmp_path / "buildgrid", REPO_FILES) as grid:
         assert registry.tls is not None
+        policy, registries_d = signature_config(tmp_path / "signatures", registry.address, key)
         pushed = run(
             [
                 "skopeo",
@@ -114,14 +130,25 @@ def test_credentials_reach_no_log_file_process_or_cache(repo: Repo, tmp_path: Pa
         result = repo.pants(
             *grid.pants_options(),
             registry.pants_option(),
+            f"--nix-docker-sign-by={key.fingerprint}",
+            f"--nix-docker-sign-passphrase-file={key.passphrase_file}",
+            f"--nix-docker-registries-d={registries_d}",
             "--keep-sandboxes=always",
             "package",
             "publish",
             "testprojects/secret:image",
             caches=tmp_path / "caches",
-            env=auth,
+            env={**auth, "GNUPGHOME": str(key.home)},
         ).assert_success()
         assert f"{registry.address}/secret/app:latest published" in result.stderr
+
+        # A pull that requires the key's signature: the published image passes, the base does not.
+        verify = ["skopeo", "--policy", str(policy), "--registries.d", str(registries_d), "copy", "--quiet"]
+        verify += registry.skopeo_options("src-")
+        signed = run([*verify, f"docker://{registry.address}/secret/app:latest", f"dir:{tmp_path / 'signed'}"])
+        assert signed.returncode == 0, signed.stderr
+        unsigned = run([*verify, f"docker://{registry.address}/base/hello:1", f"dir:{tmp_path / 'unsigned'}"])
+        assert unsigned.returncode != 0 and "A signature was required, but no signature exists" in unsigned.stderr
         sandboxes = [
             Path(p) for p in re.findall(r"Preserving local process execution dir `?(\S+?)`? for", result.stderr)
         ]
@@ -139,7 +166,7 @@ def test_credentials_reach_no_log_file_process_or_cache(repo: Repo, tmp_path: Pa
         assert not any(secret in said for secret in secrets)
     print(
         f"FIGURE: secrets: {scanned} files ({size / 1e6:.0f} MB) of logs, dist/, kept sandboxes, local and remote "
-        "caches searched, 0 credentials found"
+        "caches searched, 0 credentials or signing secrets found"
     )
     assert scanned > 100 and json.loads((tmp_path / "auth.json").read_text())["auths"]
     assert manifest_digest(repo.root / "dist/testprojects.secret/image.tar")

@@ -44,6 +44,7 @@ from pants_backend_nix_docker.oci.image_json import canonical_json
 from pants_backend_nix_docker.oci.push_plan import PushPlan, ReferrerPush
 from pants_backend_nix_docker.oci.referrers import Referrer, publish_layout
 from pants_backend_nix_docker.oci.registries import Registry, RegistryError, parse_registries, registries_for
+from pants_backend_nix_docker.oci.signing import Signing
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
     NixImagePackagesField,
@@ -87,9 +88,12 @@ def push_plans(
     registries: Sequence[Registry],
     skopeo: str,
     referrers: Sequence[Referrer],
+    signing: Signing = Signing(),
+    registries_d: str | None = None,
 ) -> tuple[list[PushPlan], list[PublishPackages]]:
     """A plan per tag and registry, and what is skipped. A registry gets the referrers once, with
-    the image's first tag: they hang off the image's digest, not a tag."""
+    the image's first tag: they hang off the image's digest, not a tag. The image's manifest is
+    signed under each tag it is pushed as (a signature names the reference it was pushed to)."""
     plans, skipped = [], []
     assert built.relpath is not None, "an image is always written somewhere"
     for registry in registries:
@@ -99,7 +103,8 @@ def push_plans(
             continue
         tls = [] if registry.tls_verify else ["--dest-tls-verify=false"]
         tls += [f"--dest-cert-dir={registry.cert_dir}"] if registry.cert_dir else []
-        copy = [skopeo, "copy", "--retry-times", "3", "--preserve-digests", *tls]
+        global_flags = ["--registries.d", registries_d] if registries_d else []
+        copy = [skopeo, *global_flags, "copy", "--retry-times", "3", "--preserve-digests", *tls]
         repository = f"{registry.address}/{built.repository}"
         pushes = tuple(
             ReferrerPush(
@@ -119,6 +124,7 @@ def push_plans(
             argv = (
                 *copy,
                 *(["--all"] if built.index else []),
+                *signing.skopeo_flags(),
                 f"{built.transport}:{built.relpath}:{tag}",
                 f"docker://{ref}",
             )
@@ -130,6 +136,7 @@ def push_plans(
                     referrers=pushes if i == 0 else (),
                     tls_verify=registry.tls_verify,
                     cert_dir=registry.cert_dir,
+                    files=signing.files(),
                 )
             )
     return plans, skipped
@@ -163,7 +170,9 @@ async def publish_nix_image(
     skopeo_path = skopeo.program.require(f"publish {fs.address}")
 
     referrers = built.referrers if settings.publish_sbom else ()
-    plans, skipped = push_plans(str(fs.address), built, registries, skopeo_path, referrers)
+    plans, skipped = push_plans(
+        str(fs.address), built, registries, skopeo_path, referrers, settings.signing, settings.registries_d
+    )
     layout = publish_layout(referrers) if referrers else {}
     directory = referrers_dir(built.relpath or "")
     env, referrers_layout = await MultiGet(

@@ -5,6 +5,7 @@ from pants_backend_nix_docker.goals.publish import push_plans
 from pants_backend_nix_docker.oci.image_json import MEDIA_TYPE_MANIFEST, Descriptor
 from pants_backend_nix_docker.oci.referrers import sbom_referrer
 from pants_backend_nix_docker.oci.registries import Registry
+from pants_backend_nix_docker.oci.signing import Signing
 
 IMAGE = Descriptor(MEDIA_TYPE_MANIFEST, "sha256:" + "a" * 64, 321)
 SBOM = sbom_referrer(b"{}", "image.spdx.json", IMAGE, "1970-01-01T00:00:00Z")
@@ -48,3 +49,14 @@ def test_an_index_is_pushed_whole_and_nothing_else_without_referrers() -> None:
     plans, _ = push_plans("x:multi", index, REGISTRIES[:1], "skopeo", [])
     (plan,) = plans
     assert "--all" in plan.argv and plan.referrers == ()
+
+
+def test_signing_flags_go_on_image_pushes_only() -> None:
+    signing = Signing.of("4867369E32D35D70A03DE6A40E0034C2F403E715", None, "/secrets/pass")
+    plans, _ = push_plans("x:y", BUILT, REGISTRIES[:1], "skopeo", [SBOM], signing, "/repo/registries.d")
+    first = plans[0]
+    assert first.argv[:3] == ("skopeo", "--registries.d", "/repo/registries.d")
+    assert first.argv[-4:-2] == ("--sign-passphrase-file", "/secrets/pass") and "--sign-by" in first.argv
+    assert first.files == (("sign_passphrase_file", "/secrets/pass"),)
+    (sbom,) = first.referrers
+    assert "--sign-by" not in sbom.argv and sbom.argv[1:3] == ("--registries.d", "/repo/registries.d")

@@ -83,6 +83,14 @@ def run_skopeo(registry: str, what: str, skopeo_argv: Sequence[str]) -> int:
 
 def push(plan: PushPlan) -> int:
     host, name = registry_name(plan.reference)
+    for option, path in plan.files:
+        if not os.path.isfile(path):
+            print(
+                f"Could not publish {plan.what}: [nix-docker].{option} names {path}, which is not a file here. "
+                f"Fix: point [nix-docker].{option} at the file (an absolute path), or unset it.",
+                file=sys.stderr,
+            )
+            return 1
     code = run_skopeo(host, plan.what, plan.argv)
     for referrer in plan.referrers:
         code = code or run_skopeo(host, f"{plan.what} (its SBOM; the image itself was pushed)", referrer.argv)

@@ -30,6 +30,7 @@ class PushPlan:
     referrers: tuple[ReferrerPush, ...] = ()
     tls_verify: bool = True
     cert_dir: str | None = None
+    files: tuple[tuple[str, str], ...] = ()  # (option, path) that the push reads: signing key, passphrase
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class PushPlan:
             "referrers": [r.to_json() for r in self.referrers],
             "tls_verify": self.tls_verify,
             "cert_dir": self.cert_dir,
+            "files": [list(f) for f in self.files],
         }
 
     @classmethod
@@ -53,4 +55,5 @@ class PushPlan:
             ),
             tls_verify=data["tls_verify"],
             cert_dir=data["cert_dir"],
+            files=tuple((option, path) for option, path in data["files"]),
         )

@@ -80,6 +80,24 @@ def registry_for_host(host: str, configured: Mapping[str, Registry]) -> Registry
 # What skopeo (containers/image) says, and what it means for someone running `pants publish`.
 # Checked in order: a TLS failure also mentions the registry, a refused login also names a blob.
 _FAILURES = (
+    # skopeo signs after it has pushed the manifest: a failed signature leaves the tag unsigned.
+    (
+        ("sigstore disabled",),
+        "this skopeo cannot sign with a sigstore key (Debian builds skopeo without sigstore signing)",
+        "sign with a GPG key instead ([nix-docker].sign_by), or use a skopeo built with sigstore "
+        "([skopeo].search_path); the image was pushed unsigned, and publishing again signs it",
+    ),
+    (
+        ("bad passphrase",),
+        "the signing key could not be unlocked with the passphrase in [nix-docker].sign_passphrase_file",
+        "check that the file holds the key's passphrase; the image was pushed unsigned, and publishing again signs it",
+    ),
+    (
+        ("creating signature", "gpgme", "no secret key"),
+        "the image could not be signed",
+        "check [nix-docker].sign_by against `gpg --list-secret-keys` in the keyring GNUPGHOME names (or "
+        "[nix-docker].sign_by_sigstore_private_key); the image was pushed unsigned, and publishing again signs it",
+    ),
     (
         ("http: server gave http response to https client",),
         "the registry at {address} speaks plain HTTP",

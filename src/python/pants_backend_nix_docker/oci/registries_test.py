@@ -122,3 +122,19 @@ PIN = "sha256:" + "0" * 64
 def test_explains_pull_failures(message: str, words: str) -> None:
     explained = explain_pull_failure(message, "r:5000", "r:5000/base/hello:1", PIN)
     assert words in explained
+
+
+@pytest.mark.parametrize(
+    "message, words",
+    [
+        ("creating signature: Debian-local change: sigstore disabled", ["sigstore", "sign_by"]),
+        ("creating signature: Bad passphrase", ["sign_passphrase_file"]),
+        ('creating signature: key "0000000000000000000000000000000000000000" not found', ["gpg --list-secret-keys"]),
+    ],
+)
+def test_explains_signing_failures_and_that_the_tag_is_unsigned(message: str, words: list[str]) -> None:
+    explained = explain_failure(f'time="2026-12-01T17:17:56Z" level=fatal msg="{message}"', "r:5000")
+    assert explained is not None
+    said = " ".join(explained)
+    assert all(word in said for word in words), said
+    assert "pushed unsigned" in said

@@ -18,6 +18,7 @@ from pants_backend_nix_docker.oci.compression import (
     CodecError,
     LayerCodec,
 )
+from pants_backend_nix_docker.oci.signing import Signing, SigningError
 
 
 class LayerCompression(Enum):
@@ -146,6 +147,50 @@ class NixDockerSubsystem(Subsystem):
             """
         ),
     )
+    sign_by = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            The fingerprint of a GPG key that `pants publish` signs every pushed image with
+            (skopeo's `--sign-by`; GNUPGHOME chooses the keyring). The signature goes where
+            `registries.d` names the registry's `lookaside-staging`, and a `policy.json` with a
+            `signedBy` requirement, reading `lookaside`, verifies pulls. Example:
+            `sign_by = "4867369E32D35D70A03DE6A40E0034C2F403E715"`.
+            """
+        ),
+    )
+    sign_by_sigstore_private_key = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            The path of a sigstore private key (cosign's encrypted format) that `pants publish`
+            signs every pushed image with; the signature is stored in the registry when
+            `registries.d` sets `use-sigstore-attachments: true` for it. Debian's skopeo is built
+            without sigstore signing: there, use `sign_by`. Example: `"/secrets/cosign.key"`.
+            """
+        ),
+    )
+    sign_passphrase_file = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            The path of a file holding the signing key's passphrase (skopeo's
+            `--sign-passphrase-file`). Pants never reads it, nor the key: only their paths are
+            passed to skopeo, so neither enters a cache or a log. Example: `"/secrets/passphrase"`.
+            """
+        ),
+    )
+    registries_d = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            The `registries.d` directory skopeo reads when publishing (where signatures are
+            written: `lookaside-staging`, `use-sigstore-attachments`); by default skopeo's own,
+            `~/.config/containers/registries.d` or `/etc/containers/registries.d`. Example:
+            `"%(buildroot)s/build-support/registries.d"`.
+            """
+        ),
+    )
     runtime = EnumOption(
         default=ImageRuntime.auto,
         help=softwrap(
@@ -185,6 +230,14 @@ class NixDockerSubsystem(Subsystem):
             """
         ),
     )
+
+    @property
+    def signing(self) -> Signing:
+        """How publishing signs; raises `OptionsError` naming the options when they disagree."""
+        try:
+            return Signing.of(self.sign_by, self.sign_by_sigstore_private_key, self.sign_passphrase_file)
+        except SigningError as e:
+            raise OptionsError(f"[{self.options_scope}]: {e}.") from e
 
     @property
     def codec(self) -> LayerCodec:
