@@ -92,6 +92,10 @@ def test_published_under_one_tag_each_machine_pulls_its_own(repo: Repo, archive:
             )
             pulled = json.loads((dest / "index.json").read_text())["manifests"][0]["digest"]
             assert pulled == expected[arch], arch
+        # Each platform's image has its own SBOM, found from that image's digest alone.
+        sboms = {arch: registry.sbom_of("hello-multi", d, tmp_path / f"sbom-{arch}") for arch, d in expected.items()}
+        assert {arch: doc["spdxVersion"] for arch, doc in sboms.items()} == {"amd64": "SPDX-2.3", "arm64": "SPDX-2.3"}
+        assert sboms["amd64"]["packages"] != sboms["arm64"]["packages"]
         before = len(registry.uploaded_blobs())
         repo.pants(registry.pants_option(), "publish", TARGET, pantsd=True).assert_success()
         assert len(registry.uploaded_blobs()) == before  # a republish uploads no blob
