@@ -60,6 +60,30 @@ def test_fast_path_execs_pants_without_bootstrapping(scratch: Path) -> None:
     assert "[bootstrap]" not in proc.stderr
 
 
+def test_the_native_client_runs_first_and_a_failure_is_explained(scratch: Path) -> None:
+    cache = fake_cache(scratch)
+    # Pants' native client as the wheel installs it: not executable (pip drops the mode).
+    native = cache / "pants-2.17.1-venv/lib/python3.9/site-packages/pants/bin/native_client"
+    native.parent.mkdir(parents=True)
+    native.write_text('#!/bin/sh\necho "native ran with: $* (server: $_PANTS_SERVER_EXE)"\nexit 3\n')
+    native.chmod(0o644)
+    proc = subprocess.run(
+        ["./pants", "package", "examples/hello:image"],
+        cwd=scratch,
+        env={**os.environ, "PANTS_NIX_DOCKER_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+    )
+    native_line, explain_line = proc.stdout.strip().splitlines()
+    assert native_line == (
+        f"native ran with: package examples/hello:image (server: {scratch}/build-support/bootstrap/pants-server)"
+    )
+    assert explain_line.startswith(
+        f"python ran with: {scratch}/build-support/bootstrap/run_pants.py --explain-failure-since "
+    )
+    assert proc.returncode == 3  # the client's status, whatever the explanation does
+
+
 def test_unprivileged_user_is_told_what_is_missing(scratch: Path) -> None:
     # A PATH with the shell utilities the launcher needs and none of the tools it installs.
     bin_dir = scratch / "bin"
