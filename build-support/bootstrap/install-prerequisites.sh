@@ -3,6 +3,7 @@
 #   - Nix 2.8 or newer (`nix`, `nix-build`, `nix-store`), set up as a single-user store as root,
 #   - skopeo, for `pants publish` and for base images pulled from a registry,
 #   - podman with runc, for `pants run` (or docker: see [nix-docker].runtime),
+#   - runc and umoci, for the commands and services of `nix_docker_image_test` (`pants test`),
 #   - Graphviz `dot`, for the SVG of `closure_graph=True` (optional; the DOT file needs nothing).
 # Copy it into your repository's CI set-up and run it before Pants:
 #   build-support/bootstrap/install-prerequisites.sh [MORE_DEBIAN_PACKAGES...]
@@ -14,7 +15,7 @@ set -euo pipefail
 log() { printf '[prerequisites] %s\n' "$*"; }
 
 # command:Debian package, for what the backend runs.
-required_commands=(nix-build:nix-bin nix-store:nix-bin nix:nix-bin skopeo:skopeo podman:podman runc:runc dot:graphviz)
+required_commands=(nix-build:nix-bin nix-store:nix-bin nix:nix-bin skopeo:skopeo podman:podman runc:runc umoci:umoci dot:graphviz)
 
 missing=()
 for entry in "${required_commands[@]}"; do
@@ -40,7 +41,8 @@ if ((${#missing[@]})) && [[ "$can_install" != true ]]; then
   - Nix 2.8+: on Debian \`apt-get install nix-bin\`; elsewhere the installer from nixos.org.
     As a single-user store owned by root, /etc/nix/nix.conf needs \`build-users-group =\`,
     \`sandbox = false\` and \`experimental-features = nix-command flakes\`.
-  - skopeo (publish, registry base images), podman and runc (pants run), graphviz (closure SVG):
+  - skopeo (publish, registry base images), podman and runc (pants run), umoci (image tests),
+    graphviz (closure SVG):
     \`apt-get install ${missing[*]}\` on Debian or Ubuntu, your package manager elsewhere.
 MSG
   exit 1

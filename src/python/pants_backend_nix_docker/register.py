@@ -1,7 +1,8 @@
 """pants-nix-docker: reproducible, layered OCI images of Nix closures, built by Pants."""
 
 from pants_backend_nix_docker import target_types as _target_types
-from pants_backend_nix_docker.goals import package, publish, report, run, tailor
+from pants_backend_nix_docker.goals import image_test, package, publish, report, run, tailor
+from pants_backend_nix_docker.subsystems.image_test import NixImageTestSubsystem
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
@@ -30,6 +31,7 @@ def rules():
         *closure_graph.rules(),
         *git.rules(),
         *image.rules(),
+        *image_test.rules(),
         *layers.rules(),
         *nix.rules(),
         *nix_evaluation.rules(),
@@ -44,6 +46,7 @@ def rules():
         *NixDockerLayerTool.rules(),
         *NixSubsystem.rules(),
         *NixDockerSubsystem.rules(),
+        *NixImageTestSubsystem.rules(),
         *(rule for subsystem in PROGRAM_SUBSYSTEMS for rule in subsystem.rules()),
     ]
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Iterable, Optional
 
 from pants.core.goals.package import OutputPathField
+from pants.core.goals.test import TestTimeoutField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
@@ -34,6 +35,13 @@ from pants_backend_nix_docker.nix.installables import InstallableError, for_syst
 from pants_backend_nix_docker.nix.sizes import parse_size
 from pants_backend_nix_docker.oci.accounts import parse_directories, parse_groups, parse_users
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError, parse_base_image
+from pants_backend_nix_docker.oci.image_checks import (
+    CheckSpecError,
+    parse_commands,
+    parse_config,
+    parse_files,
+    parse_service,
+)
 from pants_backend_nix_docker.oci.platforms import PlatformError, platform_of
 from pants_backend_nix_docker.oci.rootfs import RootfsError, check_image_path
 from pants_backend_nix_docker.oci.tags import TagError, check_template
@@ -843,5 +851,196 @@ class NixSourcesGeneratorTarget(TargetFilesGenerator):
     help = "A `nix_source` target for each Nix file (and `flake.lock`) in a directory; `pants tailor` adds them."
 
 
+# --- Image tests: checks of a built image, run by `pants test` ---------------------------------------
+
+
+class NixImageTestImageField(StringField):
+    alias = "image"
+    required = True
+    help = help_text(
+        """
+        The `nix_docker_image` target to check, as an address: `image=":image"`. The test runs
+        against the image built for this machine's platform, and again whenever it changes.
+        """
+    )
+
+
+class _CheckField(Field):
+    """Checks written as plain lists and dicts in the BUILD file, kept as written and validated by
+    `parse` (from `oci/image_checks.py`), which also gives the typed checks (`parsed`)."""
+
+    default = None
+    example: ClassVar[str]
+    value: Optional[Any]
+
+    @staticmethod
+    def parse(raw: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Any], address: Address) -> Optional[Any]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        try:
+            cls.parse(value)
+        except CheckSpecError as e:
+            raise _invalid(cls, address, value, str(e), f"For example {cls.example}.")
+        return (
+            FrozenDict.deep_freeze(value)
+            if isinstance(value, dict)
+            else tuple(FrozenDict.deep_freeze(v) for v in value)
+        )
+
+    @property
+    def parsed(self) -> Any:
+        return self.parse(_thaw(self.value)) if self.value is not None else self.parse(self.empty())
+
+    @staticmethod
+    def empty() -> Any:
+        return []
+
+
+class NixImageTestCommandsField(_CheckField):
+    alias = "commands"
+    example = '`commands=[{"argv": ["/bin/hello"], "stdout_contains": "Hello"}]`'
+    help = help_text(
+        """
+        Commands run in the image (with runc, from the unpacked image, in its own network
+        namespace), each a dict: `argv` (default: the image's own entrypoint and cmd),
+        `exit_code` (default 0), `stdout`/`stderr` (equal to, trailing newlines aside),
+        `stdout_contains`/`stderr_contains`,
+        `stdout_matches`/`stderr_matches` (a regex searched for), `env` (added to the image's),
+        `user` ('UID[:GID]'), `timeout` (seconds, default 60), `name`. Example:
+        `commands=[{"argv": ["/bin/hello"], "stdout": "Hello, world!"}, {"argv": ["/bin/id", "-u"], "stdout": "1000"}]`.
+        """
+    )
+
+    @staticmethod
+    def parse(raw: Any) -> Any:
+        return parse_commands(raw)
+
+
+class NixImageTestFilesField(_CheckField):
+    alias = "files"
+    example = '`files=[{"path": "/data", "type": "directory", "owner": "1000:1000", "mode": "0750"}]`'
+    help = help_text(
+        """
+        Paths of the image's root filesystem (all layers, whiteouts applied), each a dict: `path`
+        (required), `exists` (default True), `type` (file, directory or symlink), `target` (of a
+        symlink), `mode` ('0755'), `owner` ('UID:GID'), `contains` (text in the file). Read from
+        the layers, no runtime needed. Example:
+        `files=[{"path": "/data", "type": "directory", "owner": "1000:1000"}, {"path": "/root/.ssh", "exists": False}]`.
+        """
+    )
+
+    @staticmethod
+    def parse(raw: Any) -> Any:
+        return parse_files(raw)
+
+
+class NixImageTestConfigField(_CheckField):
+    alias = "config"
+    example = '`config={"user": "app", "exposed_ports": ["8080/tcp"], "env": {"PORT": "8080"}}`'
+    help = help_text(
+        """
+        The image config's values: `entrypoint`, `cmd`, `user`, `working_dir`, `exposed_ports`
+        (like '8080/tcp') equal to these; `env`, `labels`: these entries present with these
+        values. Example: `config={"user": "app", "working_dir": "/data", "env": {"PORT": "8080"}}`.
+        """
+    )
+
+    @staticmethod
+    def parse(raw: Any) -> Any:
+        return parse_config(raw)
+
+    @staticmethod
+    def empty() -> Any:
+        return None
+
+
+class NixImageTestServiceField(_CheckField):
+    alias = "service"
+    example = '`service={"port": 8080, "http_path": "/", "body_contains": "hello"}`'
+    help = help_text(
+        """
+        Start the image with its own entrypoint and wait for it to answer on `port` (inside the
+        container's network namespace): a TCP connection, or with `http_path` an HTTP GET that
+        answers `status` (default 200) with `body_contains` in its body, within `timeout`
+        seconds (default 30). Then it is stopped with SIGTERM (SIGKILL after 10 s). Example:
+        `service={"port": 8080, "http_path": "/", "status": 200, "body_contains": "hello"}`.
+        """
+    )
+
+    @staticmethod
+    def parse(raw: Any) -> Any:
+        return parse_service(raw)
+
+    @staticmethod
+    def empty() -> Any:
+        return None
+
+
+class NixImageTestForbiddenStorePathsField(StringSequenceField):
+    alias = "forbidden_store_paths"
+    help = help_text(
+        """
+        Globs that no store path of the image may match (against `/nix/store/HASH-NAME` or
+        `HASH-NAME`). Example: `forbidden_store_paths=["*-gcc-*", "*-perl-*"]`.
+        """
+    )
+
+
+class NixImageTestAllowRootField(BoolField):
+    alias = "allow_root"
+    default = False
+    help = help_text(
+        """
+        Whether the image may run as root. By default the test fails when the image's `user` is
+        unset (root) or uid 0, or a command runs as uid 0. Example: `allow_root=True`.
+        """
+    )
+
+
+class NixImageTestAllowSetuidField(BoolField):
+    alias = "allow_setuid"
+    default = False
+    help = help_text(
+        """
+        Whether the image may hold setuid or setgid files. By default the test fails naming any
+        it finds in the image's root filesystem. Example: `allow_setuid=True`.
+        """
+    )
+
+
+class NixImageTestTimeoutField(TestTimeoutField):
+    help = "Seconds the whole test may take (all checks). Example: `timeout=300`."
+
+
+class NixImageTestTarget(Target):
+    alias = "nix_docker_image_test"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        NixImageTestImageField,
+        NixImageTestCommandsField,
+        NixImageTestFilesField,
+        NixImageTestConfigField,
+        NixImageTestServiceField,
+        NixImageTestForbiddenStorePathsField,
+        NixImageTestAllowRootField,
+        NixImageTestAllowSetuidField,
+        NixImageTestTimeoutField,
+    )
+    help = help_text(
+        """
+        Checks of a built `nix_docker_image`, run by `pants test`: its config, files of its root
+        filesystem, commands run in it, a service it starts, its store paths and its user. The
+        test is a process keyed by the image's bytes and the checks: an unchanged image is not
+        tested again (locally or through a remote cache), and each check is a case of the JUnit
+        report.
+        """
+    )
+
+
 def target_types():
-    return [NixDockerImageTarget, NixSourceTarget, NixSourcesGeneratorTarget]
+    return [NixDockerImageTarget, NixSourceTarget, NixSourcesGeneratorTarget, NixImageTestTarget]

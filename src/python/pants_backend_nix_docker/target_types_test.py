@@ -30,6 +30,10 @@ from pants_backend_nix_docker.target_types import (
     NixImageRepositoryField,
     NixImageSkipPushField,
     NixImageTagsField,
+    NixImageTestCommandsField,
+    NixImageTestConfigField,
+    NixImageTestFilesField,
+    NixImageTestServiceField,
     NixImageTmpDirField,
     NixImageUserField,
     NixImageUsrBinEnvField,
@@ -219,3 +223,33 @@ def test_the_matrix_is_wide() -> None:
         "a test case that must be refused"
     )
     assert len(tried) >= 60
+
+
+TEST_ADDRESS = Address("examples/hello", target_name="image_test")
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        (NixImageTestCommandsField, [{"argv": ["x"], "stdout_has": "y"}], "unknown keys"),
+        (NixImageTestCommandsField, [{"argv": ["x"], "user": "app"}], "'UID' or 'UID:GID'"),
+        (NixImageTestFilesField, [{"path": "data"}], "absolute"),
+        (NixImageTestFilesField, [{"path": "/x", "mode": "rwx"}], "like '0755'"),
+        (NixImageTestConfigField, {"Entrypoint": ["x"]}, "unknown keys"),
+        (NixImageTestServiceField, {"port": 99999}, "TCP port"),
+    ],
+)
+def test_bad_image_checks_name_target_field_and_an_example(field, value, words: str) -> None:
+    with pytest.raises(InvalidFieldException) as e:
+        field(value, TEST_ADDRESS)
+    message = str(e.value)
+    assert str(TEST_ADDRESS) in message and repr(field.alias) in message and words in message
+    assert "For example" in message
+
+
+def test_image_checks_keep_the_value_as_written_and_parse_it_for_the_rule() -> None:
+    commands = NixImageTestCommandsField([{"argv": ["/bin/id", "-u"], "stdout": "1000"}], TEST_ADDRESS)
+    (check,) = commands.parsed
+    assert check.argv == ("/bin/id", "-u") and check.stdout.equals == "1000"
+    assert NixImageTestServiceField(None, TEST_ADDRESS).parsed is None
+    assert NixImageTestFilesField(None, TEST_ADDRESS).parsed == ()

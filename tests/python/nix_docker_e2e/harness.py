@@ -46,7 +46,7 @@ class Repo:
     ) -> PantsResult:
         """Run `./pants --no-pantsd ARGS`; with `caches`, Pants starts from empty local caches there.
         With `pantsd`, the run uses (and leaves running) this copy's pantsd, as users run Pants:
-        stop it with `./pants kill-pantsd`."""
+        stop it with `stop_pantsd`."""
         options = ["--pantsd" if pantsd else "--no-pantsd", "--no-dynamic-ui"]
         if caches is not None:
             options += [f"--local-store-dir={caches}/lmdb_store", f"--named-caches-dir={caches}/named_caches"]
@@ -66,6 +66,22 @@ class Repo:
                 break
             print(f"pants {' '.join(args)}: Pants' ETXTBSY launch race; running it again")
         return PantsResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def stop_pantsd(self, timeout: float = 30) -> None:
+        """Stops this copy's pantsd. Pants 2.17 has no `kill-pantsd` goal: its pid file says
+        which process to stop (SIGTERM, as `kill-pantsd` later does)."""
+        import signal
+        import time
+
+        for pid_file in self.root.glob(".pids/*/pantsd/pid"):
+            try:
+                pid = int(pid_file.read_text().strip())
+                os.kill(pid, signal.SIGTERM)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                continue
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                time.sleep(0.1)
 
     def dist_files(self) -> list[Path]:
         dist = self.root / "dist"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 from typing import Iterator
@@ -32,7 +31,7 @@ def repo(tmp_path_factory) -> Iterator[Repo]:
         'platforms=["x86_64-linux", "aarch64-linux"], entrypoint=["${pkgs.busybox}/bin/uname", "-m"])\n',
     )
     yield repo
-    subprocess.run(["./pants", "kill-pantsd"], cwd=repo.root, capture_output=True)
+    repo.stop_pantsd()
 
 
 @pytest.fixture(scope="module")

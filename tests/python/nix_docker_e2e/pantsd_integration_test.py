@@ -47,4 +47,4 @@ def test_a_second_run_is_memoised_and_an_edit_rebuilds_one_layer(tmp_path: Path)
         assert "1 made in memory" in edited.stderr
         assert manifest_digest(repo.root / ARCHIVE) != digest
     finally:
-        repo.pants("kill-pantsd", pantsd=True)
+        repo.stop_pantsd()

@@ -20,7 +20,7 @@ import re
 import shutil
 import tarfile
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, BinaryIO, Iterator, Mapping, NamedTuple
 
 from pants_backend_nix_docker.oci.base_image_source import DIGEST_RE, BaseImageError
 from pants_backend_nix_docker.oci.compression import GZIP, MEDIA_TYPES, ZSTD
@@ -342,6 +342,19 @@ def copy_layers(read: ReadImage, out_dir: str, move: bool = False) -> None:
 _STORE_MEMBER = re.compile(r"^(?:\./)?nix/store/([0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+)(?:/|$)")
 
 
+def open_layer_tar(raw: BinaryIO, media_type: str) -> tarfile.TarFile:
+    """A layer blob's tar, read as a stream, whatever its compression."""
+    if media_type == MEDIA_TYPE_OCI_ZSTD:
+        import zstandard
+
+        return tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(raw), mode="r|")
+    if media_type == MEDIA_TYPE_OCI_GZIP:
+        # GzipFile, not tarfile's "r|gz": that one stops after the first gzip member, and
+        # layers of several members are ordinary (ours are, one per 1 MiB block).
+        return tarfile.open(fileobj=gzip.GzipFile(fileobj=raw), mode="r|")  # type: ignore[arg-type]
+    return tarfile.open(fileobj=raw, mode="r|*")  # an uncompressed tar (or one tarfile recognises)
+
+
 def layer_store_paths(path: str, media_type: str) -> tuple[str, ...]:
     """The top-level store paths a layer blob holds, read from its tar headers.
 
@@ -349,23 +362,11 @@ def layer_store_paths(path: str, media_type: str) -> tuple[str, ...]:
     so the same path is the same bytes. Whiteouts (`.wh.` names) never match a store path name.
     """
     found: set[str] = set()
-    with open(path, "rb") as raw:
-        if media_type == MEDIA_TYPE_OCI_ZSTD:
-            import zstandard
-
-            stream: Any = zstandard.ZstdDecompressor().stream_reader(raw)
-            mode = "r|"
-        elif media_type == MEDIA_TYPE_OCI_GZIP:
-            # GzipFile, not tarfile's "r|gz": that one stops after the first gzip member, and
-            # layers of several members are ordinary (ours are, one per 1 MiB block).
-            stream, mode = gzip.GzipFile(fileobj=raw), "r|"
-        else:
-            stream, mode = raw, "r|*"  # an uncompressed tar (or one tarfile recognises)
-        with tarfile.open(fileobj=stream, mode=mode) as tar:
-            for member in tar:
-                match = _STORE_MEMBER.match(member.name)
-                if match:
-                    found.add("/nix/store/" + match.group(1))
+    with open(path, "rb") as raw, open_layer_tar(raw, media_type) as tar:
+        for member in tar:
+            match = _STORE_MEMBER.match(member.name)
+            if match:
+                found.add("/nix/store/" + match.group(1))
     return tuple(sorted(found))
 
 

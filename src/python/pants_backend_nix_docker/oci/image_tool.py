@@ -10,6 +10,9 @@
         reads a base image (OCI layout, OCI archive or docker archive), checks every layer against
         its digest, writes the layers to DIR/blobs/sha256/ and what the image is to DIR/base.json;
         an unusable image exits 2 with the reason on stderr
+    image_tool check --spec spec.json --layout DIR --tag TAG --suite NAME --runc PATH --umoci PATH
+        runs a `nix_docker_image_test`'s checks against the image in the OCI layout DIR: prints a
+        line per check, writes report.xml (JUnit), exits 1 when a check failed
     image_tool push --plan JSON
         runs the plan's skopeo copies (the image, then its referrers such as the SBOM; skopeo's
         output passes through), lists each referrer among its subject's referrers on the registry,
@@ -35,6 +38,8 @@ from pants_backend_nix_docker.oci.base_image import copy_layers, read_base_image
 from pants_backend_nix_docker.oci.base_image_source import BaseImageError
 from pants_backend_nix_docker.oci.blob import write_blob
 from pants_backend_nix_docker.oci.compression import add_codec_arguments, codec_from_arguments, usable_cores
+from pants_backend_nix_docker.oci.image_check_runner import ImageCheckError, run_checks
+from pants_backend_nix_docker.oci.image_checks import ImageCheckSpec, Outcome, junit_xml, summary
 from pants_backend_nix_docker.oci.push_plan import PushPlan
 from pants_backend_nix_docker.oci.referrers import ReferrersError
 from pants_backend_nix_docker.oci.registries import explain_failure
@@ -113,6 +118,23 @@ def push(plan: PushPlan) -> int:
     return 0
 
 
+def check_image(args: argparse.Namespace) -> int:
+    with open(args.spec) as f:
+        spec = ImageCheckSpec.from_json(json.load(f))
+    workdir = os.path.abspath(".image-check")
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        outcomes = run_checks(spec, os.path.abspath(args.layout), args.tag, args.runc, args.umoci, workdir)
+    except ImageCheckError as e:
+        outcomes = [Outcome("the image can be read and unpacked", (str(e),))]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    with open(args.junit, "wb") as f:
+        f.write(junit_xml(args.suite, outcomes))
+    sys.stdout.write(summary(args.suite, outcomes))
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nix-docker-image-tool")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     base.add_argument("--pin")
     base.add_argument("--output", required=True)
     base.add_argument("--platform", default="linux/amd64", help="os/architecture[/variant] of the image to read")
+    check = commands.add_parser("check", help="run an image test's checks")
+    for name in ("--spec", "--layout", "--tag", "--suite", "--runc", "--umoci"):
+        check.add_argument(name, required=True)
+    check.add_argument("--junit", default="report.xml")
     push_parser = commands.add_parser("push", help="push an image and its referrers; explain a failure")
     push_parser.add_argument("--plan", required=True, help="a PushPlan as JSON")
     rootfs = commands.add_parser("rootfs", help="write the layer a root filesystem spec describes")
@@ -133,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "push":
         return push(PushPlan.from_json(json.loads(args.plan)))
+    if args.command == "check":
+        return check_image(args)
     try:
         if args.command == "base":
             read_base(args.input, args.pin, args.output, args.platform)

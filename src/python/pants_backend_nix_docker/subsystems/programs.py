@@ -65,4 +65,35 @@ class GraphvizSubsystem(_ProgramSubsystem):
         executable_search_paths_help = "The PATH value used to find Graphviz's `dot`."
 
 
-PROGRAM_SUBSYSTEMS = (SkopeoSubsystem, PodmanSubsystem, DockerCliSubsystem, GraphvizSubsystem)
+class RuncSubsystem(_ProgramSubsystem):
+    options_scope = "runc"
+    help = "How `pants test` finds runc, which runs the commands and services of `nix_docker_image_test`s."
+    program = "runc"
+    install_hint = (
+        "Install it: on Debian `apt-get install runc` (build-support/bootstrap/install-prerequisites.sh does it)"
+    )
+
+    class EnvironmentAware(ExecutableSearchPathsOptionMixin, Subsystem.EnvironmentAware):
+        executable_search_paths_help = "The PATH value used to find `runc`."
+
+
+class UmociSubsystem(_ProgramSubsystem):
+    options_scope = "umoci"
+    help = "How `pants test` finds umoci, which unpacks images for `nix_docker_image_test` commands."
+    program = "umoci"
+    install_hint = (
+        "Install it: on Debian `apt-get install umoci` (build-support/bootstrap/install-prerequisites.sh does it)"
+    )
+
+    class EnvironmentAware(ExecutableSearchPathsOptionMixin, Subsystem.EnvironmentAware):
+        executable_search_paths_help = "The PATH value used to find `umoci`."
+
+
+PROGRAM_SUBSYSTEMS = (
+    SkopeoSubsystem,
+    PodmanSubsystem,
+    DockerCliSubsystem,
+    GraphvizSubsystem,
+    RuncSubsystem,
+    UmociSubsystem,
+)

@@ -18,7 +18,9 @@ from pants_backend_nix_docker.subsystems.programs import (
     DockerCliSubsystem,
     GraphvizSubsystem,
     PodmanSubsystem,
+    RuncSubsystem,
     SkopeoSubsystem,
+    UmociSubsystem,
     _ProgramSubsystem,
 )
 
@@ -94,6 +96,26 @@ async def find_docker_cli(options: DockerCliSubsystem.EnvironmentAware) -> Docke
 @rule(desc="Finding Graphviz", level=LogLevel.DEBUG)
 async def find_dot(options: GraphvizSubsystem.EnvironmentAware) -> DotBinary:
     return DotBinary(await _find(GraphvizSubsystem, options.executable_search_path, "-V"))
+
+
+@dataclass(frozen=True)
+class RuncBinary:
+    program: Program
+
+
+@dataclass(frozen=True)
+class UmociBinary:
+    program: Program
+
+
+@rule(desc="Finding runc", level=LogLevel.DEBUG)
+async def find_runc(options: RuncSubsystem.EnvironmentAware) -> RuncBinary:
+    return RuncBinary(await _find(RuncSubsystem, options.executable_search_path, "--version"))
+
+
+@rule(desc="Finding umoci", level=LogLevel.DEBUG)
+async def find_umoci(options: UmociSubsystem.EnvironmentAware) -> UmociBinary:
+    return UmociBinary(await _find(UmociSubsystem, options.executable_search_path, "--version"))
 
 
 def rules():

@@ -33,6 +33,8 @@ IMAGE_TOOL_MODULES = (
     "oci/base_image_source.py",
     "oci/blob.py",
     "oci/compression.py",
+    "oci/image_check_runner.py",
+    "oci/image_checks.py",
     "oci/image_json.py",
     "oci/image_tool.py",
     "oci/platforms.py",
