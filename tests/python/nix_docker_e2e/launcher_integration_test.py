@@ -43,15 +43,19 @@ def fake_cache(root: Path) -> Path:
     return cache
 
 
-def test_fast_path_execs_pants_without_bootstrapping(scratch: Path) -> None:
-    cache = fake_cache(scratch)
-    proc = subprocess.run(
+def package_hello(root: Path, cache: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
         ["./pants", "package", "examples/hello:image"],
-        cwd=scratch,
+        cwd=root,
         env={**os.environ, "PANTS_NIX_DOCKER_CACHE": str(cache)},
         capture_output=True,
         text=True,
     )
+
+
+def test_fast_path_execs_pants_without_bootstrapping(scratch: Path) -> None:
+    cache = fake_cache(scratch)
+    proc = package_hello(scratch, cache)
     assert proc.returncode == 0, proc.stderr
     assert (
         proc.stdout.strip()
@@ -67,13 +71,7 @@ def test_the_native_client_runs_first_and_a_failure_is_explained(scratch: Path) 
     native.parent.mkdir(parents=True)
     native.write_text('#!/bin/sh\necho "native ran with: $* (server: $_PANTS_SERVER_EXE)"\nexit 3\n')
     native.chmod(0o644)
-    proc = subprocess.run(
-        ["./pants", "package", "examples/hello:image"],
-        cwd=scratch,
-        env={**os.environ, "PANTS_NIX_DOCKER_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-    )
+    proc = package_hello(scratch, cache)
     native_line, explain_line = proc.stdout.strip().splitlines()
     assert native_line == (
         f"native ran with: package examples/hello:image (server: {scratch}/build-support/bootstrap/pants-server)"

@@ -12,7 +12,7 @@ import fnmatch
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 _STREAM_KEYS = ("", "_contains", "_matches")
 COMMAND_KEYS = frozenset(
@@ -48,6 +48,14 @@ def _known_keys(entry: Any, keys: frozenset[str], field_alias: str, what: str) -
     _require(isinstance(entry, Mapping), field_alias, f"{what} must be a dict, not {entry!r}")
     unknown = sorted(set(entry) - keys)
     _require(not unknown, field_alias, f"{what} has unknown keys {unknown} (valid: {', '.join(sorted(keys))})")
+
+
+def _entries(value: Any, keys: frozenset[str], field_alias: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """("entry N", the dict) of a list-of-dicts field, each with only known keys."""
+    _require(isinstance(value, (list, tuple)), field_alias, f"must be a list of dicts, not {value!r}")
+    for n, entry in enumerate(value):
+        _known_keys(entry, keys, field_alias, f"entry {n}")
+        yield f"entry {n}", entry
 
 
 @dataclass(frozen=True)
@@ -151,11 +159,8 @@ class ImageCheckSpec:
 
 
 def parse_commands(value: Any, field_alias: str = "commands") -> tuple[CommandCheck, ...]:
-    _require(isinstance(value, (list, tuple)), field_alias, f"must be a list of dicts, not {value!r}")
     checks = []
-    for n, entry in enumerate(value):
-        what = f"entry {n}"
-        _known_keys(entry, COMMAND_KEYS, field_alias, what)
+    for what, entry in _entries(value, COMMAND_KEYS, field_alias):
         argv = entry.get("argv", [])
         _require(_strings(argv), field_alias, f"{what}: `argv` is a list of strings (none: the image's own command)")
         for key in ("exit_code", "timeout"):
@@ -196,12 +201,9 @@ def parse_commands(value: Any, field_alias: str = "commands") -> tuple[CommandCh
 
 
 def parse_files(value: Any, field_alias: str = "files") -> tuple[FileCheck, ...]:
-    _require(isinstance(value, (list, tuple)), field_alias, f"must be a list of dicts, not {value!r}")
     checks = []
-    for n, entry in enumerate(value):
-        what = f"entry {n}"
-        _known_keys(entry, FILE_KEYS, field_alias, what)
-        path = entry.get("path")
+    for what, entry in _entries(value, FILE_KEYS, field_alias):
+        path: Any = entry.get("path")
         _require(isinstance(path, str) and path.startswith("/"), field_alias, f"{what} needs `path`, absolute")
         kind = entry.get("type")
         _require(kind is None or kind in FILE_TYPES, field_alias, f"{what}: `type` is one of {', '.join(FILE_TYPES)}")
