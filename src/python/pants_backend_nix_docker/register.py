@@ -1,8 +1,8 @@
 """pants-nix-docker: reproducible, layered OCI images of Nix closures, built by Pants."""
 
 from pants_backend_nix_docker import target_types as _target_types
-from pants_backend_nix_docker.goals import image_test, package, publish, report, run, tailor
-from pants_backend_nix_docker.subsystems.image_test import NixImageTestSubsystem
+from pants_backend_nix_docker.goals import image_testing, package, publish, report, run, tailor
+from pants_backend_nix_docker.subsystems.image_testing import NixImageTestSubsystem
 from pants_backend_nix_docker.subsystems.layer_tool import NixDockerLayerTool
 from pants_backend_nix_docker.subsystems.nix import NixSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
@@ -31,7 +31,7 @@ def rules():
         *closure_graph.rules(),
         *git.rules(),
         *image.rules(),
-        *image_test.rules(),
+        *image_testing.rules(),
         *layers.rules(),
         *nix.rules(),
         *nix_evaluation.rules(),

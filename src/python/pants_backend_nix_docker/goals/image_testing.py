@@ -26,7 +26,7 @@ from pants_backend_nix_docker.goals.run import run_platform
 from pants_backend_nix_docker.oci.image_checks import ImageCheckSpec
 from pants_backend_nix_docker.oci.image_json import canonical_json
 from pants_backend_nix_docker.oci.platforms import host_system
-from pants_backend_nix_docker.subsystems.image_test import NixImageTestSubsystem
+from pants_backend_nix_docker.subsystems.image_testing import NixImageTestSubsystem
 from pants_backend_nix_docker.subsystems.nix_docker import NixDockerSubsystem
 from pants_backend_nix_docker.target_types import (
     NixImageTestAllowRootField,
