@@ -6,13 +6,12 @@ a bare "AssertionError" or a wall of retries. A run that failed that way gets a 
 naming what to check. Pants runs in this very process (no wrapper process), so signals, the
 terminal and stdin behave exactly as with the plain `pants` script.
 
-./pants starts Pants' native client first, which runs this (through `pants-server`) only when
-no pantsd can serve the run; after a failed run ./pants calls `--explain-failure-since` here.
+./pants starts Pants' native client first, which runs this (through `pants-server`) when no
+pantsd can serve the run: a run that pantsd serves gets no advice (the client is not Python).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -112,15 +111,8 @@ def resolve_plugins_on_demand() -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--explain-failure-since"]:
-        # ./pants asks this after a failed run of Pants' native client (no Pants import here).
-        if failed_downloading(BUILDROOT / ".pants.d", float(sys.argv[2])):
-            print(ADVICE, file=sys.stderr)
-        return
     # Whole seconds: a log's mtime can round below the float start time on some filesystems.
     started = float(int(time.time()))
-    # Under the native client, ./pants gives the advice once the client has exited.
-    advise = "_PANTS_SERVER_EXE" not in os.environ
     from pants.bin.pants_loader import main as pants_main
 
     resolve_plugins_on_demand()
@@ -130,7 +122,7 @@ def main() -> None:
     try:
         pants_main()
     except SystemExit as exit:
-        if advise and exit.code not in (0, None) and failed_downloading(BUILDROOT / ".pants.d", started):
+        if exit.code not in (0, None) and failed_downloading(BUILDROOT / ".pants.d", started):
             print(ADVICE, file=sys.stderr)
         raise
 

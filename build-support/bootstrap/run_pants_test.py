@@ -129,21 +129,3 @@ def test_pants_options_initializer_no_longer_builds_an_engine_up_front(
     initializer = options_initializer.OptionsInitializer(bootstrapper, executor=None)  # type: ignore[arg-type]
     assert built == []
     assert isinstance(initializer._plugin_resolver, PluginsOnDemand)
-
-
-def test_the_launcher_asks_for_the_advice_after_a_failed_run(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import run_pants
-
-    logs = tmp_path / ".pants.d/run-tracker/pants_run_1/logs"
-    logs.parent.mkdir(parents=True)
-    logs.write_text(DOWNLOAD_FAILED)
-    monkeypatch.setattr(run_pants, "BUILDROOT", tmp_path)
-    monkeypatch.setattr("sys.argv", ["run_pants.py", "--explain-failure-since", "0"])
-    run_pants.main()
-    assert "could not download a Python artifact" in capsys.readouterr().err
-
-    logs.write_text(BUILD_FAILED)
-    run_pants.main()
-    assert capsys.readouterr().err == ""
