@@ -111,7 +111,8 @@ def _sha256_file(path: str, copy_to: str | None = None) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _blob(layout: str, digest: str) -> str:
+def blob_file(layout: str, digest: str) -> str:
+    """The path of a layout's blob, which must be there."""
     if not DIGEST_RE.match(digest):
         raise BaseImageError(f"unsupported digest {digest!r} (only sha256)")
     path = os.path.join(layout, "blobs", "sha256", digest.split(":", 1)[1])
@@ -120,8 +121,9 @@ def _blob(layout: str, digest: str) -> str:
     return path
 
 
-def _read_json_blob(layout: str, digest: str) -> dict[str, Any]:
-    path = _blob(layout, digest)
+def read_json_blob(layout: str, digest: str) -> dict[str, Any]:
+    """A JSON blob of a layout, checked against its digest."""
+    path = blob_file(layout, digest)
     with open(path, "rb") as f:
         data = f.read()
     if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
@@ -151,7 +153,7 @@ def _image_manifests(layout: str, index: Mapping[str, Any], platform: str) -> It
         if found and not _matches(found, platform):
             continue
         if descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
-            yield from _image_manifests(layout, _read_json_blob(layout, descriptor["digest"]), platform)
+            yield from _image_manifests(layout, read_json_blob(layout, descriptor["digest"]), platform)
         else:
             yield descriptor
 
@@ -161,7 +163,7 @@ def _platforms_in(layout: str, index: Mapping[str, Any]) -> set[str]:
     names = set()
     for descriptor in index.get("manifests", ()):
         if descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
-            names |= _platforms_in(layout, _read_json_blob(layout, descriptor["digest"]))
+            names |= _platforms_in(layout, read_json_blob(layout, descriptor["digest"]))
         elif descriptor.get("platform"):
             names.add(_platform_name(descriptor["platform"]))
     return names
@@ -182,7 +184,7 @@ def _choose_manifest(layout: str, pin: str | None, platform: str) -> str:
             )
         descriptor = next((d for d in index.get("manifests", ()) if d["digest"] == pin), None)
         if descriptor and descriptor.get("mediaType") in (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST):
-            return _only_manifest(layout, _read_json_blob(layout, pin), platform)
+            return _only_manifest(layout, read_json_blob(layout, pin), platform)
         return pin
     return _only_manifest(layout, index, platform)
 
@@ -207,8 +209,8 @@ def read_oci_layout(layout: str, pin: str | None, platform: str = "linux/amd64")
     if not os.path.isfile(os.path.join(layout, "index.json")):
         raise BaseImageError("it is not an OCI layout (no index.json)")
     manifest_digest = _choose_manifest(layout, pin, platform)
-    manifest = _read_json_blob(layout, manifest_digest)
-    config = _read_json_blob(layout, manifest["config"]["digest"])
+    manifest = read_json_blob(layout, manifest_digest)
+    config = read_json_blob(layout, manifest["config"]["digest"])
     _check_platform(config, platform)
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(manifest.get("layers", [])):
@@ -221,7 +223,7 @@ def read_oci_layout(layout: str, pin: str | None, platform: str = "linux/amd64")
                 f"layer {descriptor['digest']} has media type {descriptor['mediaType']!r}, which cannot be kept "
                 "verbatim"
             )
-        paths[descriptor["digest"]] = _blob(layout, descriptor["digest"])
+        paths[descriptor["digest"]] = blob_file(layout, descriptor["digest"])
         layers.append(BaseLayer(descriptor["digest"], descriptor["size"], media_type, diff_id))
     return ReadImage(
         BaseImageInfo(manifest_digest, tuple(layers), config.get("config") or {}, tuple(config.get("history", ()))),

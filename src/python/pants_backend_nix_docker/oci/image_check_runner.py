@@ -20,7 +20,8 @@ import urllib.request
 import uuid
 from typing import Any, Mapping, Sequence
 
-from pants_backend_nix_docker.oci.base_image import open_layer_tar
+from pants_backend_nix_docker.oci.base_image import blob_file, open_layer_tar, read_json_blob
+from pants_backend_nix_docker.oci.base_image_source import BaseImageError
 from pants_backend_nix_docker.oci.image_checks import (
     CommandCheck,
     FileFacts,
@@ -42,10 +43,6 @@ class ImageCheckError(Exception):
     pass
 
 
-def _blob(layout: str, digest: str) -> str:
-    return os.path.join(layout, "blobs", *digest.split(":", 1))
-
-
 def read_image(layout: str, tag: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """(config, [(layer blob path, media type)]) of the image tagged `tag` in `layout`."""
     with open(os.path.join(layout, "index.json")) as f:
@@ -56,11 +53,12 @@ def read_image(layout: str, tag: str) -> tuple[dict[str, Any], list[tuple[str, s
     )
     if entry is None:
         raise ImageCheckError(f"the layout has no image tagged {tag!r}")
-    with open(_blob(layout, entry["digest"])) as f:
-        manifest = json.load(f)
-    with open(_blob(layout, manifest["config"]["digest"])) as f:
-        config = json.load(f)
-    return config, [(_blob(layout, layer["digest"]), layer["mediaType"]) for layer in manifest["layers"]]
+    try:
+        manifest = read_json_blob(layout, entry["digest"])
+        config = read_json_blob(layout, manifest["config"]["digest"])
+        return config, [(blob_file(layout, layer["digest"]), layer["mediaType"]) for layer in manifest["layers"]]
+    except BaseImageError as e:
+        raise ImageCheckError(str(e))
 
 
 def _path(name: str) -> str:
@@ -123,6 +121,7 @@ class Runc:
         self.runc, self.umoci, self.layout, self.tag, self.workdir = runc, umoci, layout, tag, workdir
         self.state = os.path.join(workdir, "runc-state")
         self._bundle: str | None = None
+        self._unpacked: dict[str, Any] = {}  # the runtime config umoci wrote, edited per container
 
     def bundle(self) -> str:
         """The image unpacked once (umoci writes the runtime config from the image config)."""
@@ -133,16 +132,14 @@ class Runc:
             )
             if unpacked.returncode != 0:
                 raise ImageCheckError(f"umoci could not unpack the image: {unpacked.stderr.strip()}")
+            with open(os.path.join(bundle, "config.json")) as f:
+                self._unpacked = json.load(f)
             self._bundle = bundle
         return self._bundle
 
     def _config(self, command: CommandCheck | None) -> None:
         path = os.path.join(self.bundle(), "config.json")
-        with open(path) as f:
-            config = json.load(f)
-        if not hasattr(self, "_original"):
-            self._original = json.loads(json.dumps(config))
-        config = json.loads(json.dumps(self._original))
+        config = json.loads(json.dumps(self._unpacked))  # a fresh copy for each container
         process = config["process"]
         process["terminal"] = False  # no terminal here; output goes to pipes
         if command is not None:
