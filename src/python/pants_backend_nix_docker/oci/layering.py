@@ -109,6 +109,10 @@ def batch_layers(
     store paths. Membership depends on the layer alone, not on its neighbours or their order:
     a new or changed layer disturbs only its own bucket, and images that share most of a
     closure share most of its buckets, so each bucket is built once per run, machine or fleet.
+
+    The batches come largest first (by NAR bytes): Pants starts processes about in the order a
+    rule asks for them, so the longest one starts at once and the small ones fill the other
+    cores beside it, instead of one large batch starting last and running alone.
     """
     alone = []
     grouped: dict[int, list[tuple[str, ...]]] = {}
@@ -118,4 +122,9 @@ def batch_layers(
         else:
             key = int(hashlib.sha256("\n".join(sorted(layer)).encode()).hexdigest()[:8], 16) % buckets
             grouped.setdefault(key, []).append(layer)
-    return (*alone, *(tuple(sorted(grouped[k])) for k in sorted(grouped)))
+    batches = [*alone, *(tuple(sorted(grouped[k])) for k in sorted(grouped))]
+
+    def work(batch: tuple[tuple[str, ...], ...]) -> int:
+        return sum(sizes[p] for layer in batch for p in layer)
+
+    return tuple(sorted(batches, key=lambda batch: (-work(batch), batch)))

@@ -132,3 +132,13 @@ def test_batches_do_not_depend_on_order_or_neighbours() -> None:
     extra = (sp("newcomer"),)
     grown = layering.batch_layers([*layers, extra], {**sizes, extra[0]: 10}, 4, 1_000)
     assert len(set(grown) - set(batches)) == 1
+
+
+def test_batches_come_largest_first() -> None:
+    layers = [(sp(f"lib{i:02d}"),) for i in range(30)]
+    sizes = {layer[0]: 10 + i for i, layer in enumerate(layers)}
+    sizes[sp("lib07")] = 5_000
+    batches = layering.batch_layers(layers, sizes, buckets=4, alone_above=1_000)
+    work = [sum(sizes[p] for layer in batch for p in layer) for batch in batches]
+    assert batches[0] == ((sp("lib07"),),)
+    assert work == sorted(work, reverse=True)
