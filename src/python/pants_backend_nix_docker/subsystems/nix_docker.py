@@ -100,8 +100,8 @@ class NixDockerSubsystem(Subsystem):
             How many processes build an image's small store layers (a layer goes to one by a hash
             of its store paths). A process costs about 0.1 s whatever it builds and compresses its
             layers on every core, so fewer, larger processes build faster (2 rather than 4 saved
-            about 0.2 s of a 3 s cold build in the benchmark); more, smaller ones rebuild less
-            when one layer changes.
+            about 0.2 s of a 3.4 s cold build of the benchmark's closure, as a mean of six runs
+            each); more, smaller ones rebuild less when one layer changes.
             """
         ),
     )
