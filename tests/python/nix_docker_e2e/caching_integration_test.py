@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -92,6 +93,40 @@ def test_an_edit_to_image_tool_code_leaves_store_layers_cached(repo: Repo, cache
     assert not [d for d in executed if d.startswith("Building layers: ")], executed
     # The edit reached the image tool: its layers were built again.
     assert "Building layer: image root filesystem of examples/monorepo:billing" in executed, executed
+
+
+def test_another_users_paths_leave_every_layer_cached(repo: Repo, caches: Path, first_build, tmp_path: Path) -> None:
+    """A layer's key is what it is made of, not where this user keeps things: with another PATH, and
+    Pants run from another path (as under another HOME, or a CI job's own cache directory), every
+    layer of the first build is reused. (Pants' own shims for running a PEX hold both.)"""
+    real = Path(os.environ.get("PANTS_NIX_DOCKER_CACHE", Path.home() / ".cache" / "pants-nix-docker"))
+    other = tmp_path / "another-users-cache"
+    other.mkdir()
+    (other / "pants-2.17.1-venv").symlink_to(real / "pants-2.17.1-venv")
+    for stamp in real.glob("bootstrap-v*.ok"):
+        (other / stamp.name).touch()
+    extra_bin = tmp_path / "bin"
+    extra_bin.mkdir()
+    result = repo.pants(
+        "--keep-sandboxes=always",
+        "package",
+        "examples/monorepo:billing",
+        caches=caches,
+        env={"PATH": f"{extra_bin}:{os.environ['PATH']}", "PANTS_NIX_DOCKER_CACHE": str(other)},
+    ).assert_success()
+    # The launch really was another user's: Pants ran from the other path.
+    assert f"{other}/pants-2.17.1-venv/bin/python" in "\n".join(_kept_shims(result.stderr))
+    assert executed_layer_processes(result.stderr) == Counter()
+    assert "layers: 17 from the local cache, 1 made in memory" in result.stderr
+
+
+def _kept_shims(stderr: str) -> list[str]:
+    """The contents of the PEX shims in this run's kept sandboxes (Pants writes its interpreter
+    path into them)."""
+    found = []
+    for sandbox in re.findall(r"Preserving local process execution dir (\S+) for", stderr):
+        found += [shim.read_text() for shim in Path(sandbox).glob("*_pex_shim.sh")]
+    return found
 
 
 def test_remote_cache_hit_runs_no_layer_process_locally(repo: Repo, tmp_path: Path) -> None:

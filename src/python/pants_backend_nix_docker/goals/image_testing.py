@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests, Snapshot
@@ -123,20 +122,15 @@ async def run_image_test(
         *("check", "--spec", SPEC_FILE, "--layout", image.output_path, "--tag", image.tags[0]),
         *("--suite", str(fs.address), "--runc", runc_path, "--umoci", umoci_path, "--junit", report_file),
     )
-    process = await Get(
-        Process,
-        VenvPexProcess(
-            tool.pex,
-            argv=argv,
-            input_digest=input_digest,
-            output_files=(report_file,),
-            description=f"Testing {fs.address}",
-            level=LogLevel.DEBUG,
-            timeout_seconds=fs.timeout.calculate_from_global_options(test_subsystem),
-            # A pass is kept (locally and remotely) under the image's bytes and the checks, as
-            # Pants keeps a passing pytest run; a failure is not, so it runs again next time.
-            cache_scope=ProcessCacheScope.SUCCESSFUL,
-        ),
+    process = tool.process(
+        argv,
+        input_digest=input_digest,
+        output_files=(report_file,),
+        description=f"Testing {fs.address}",
+        timeout_seconds=fs.timeout.calculate_from_global_options(test_subsystem),
+        # A pass is kept (locally and remotely) under the image's bytes and the checks, as Pants
+        # keeps a passing pytest run; a failure is not, so it runs again next time.
+        cache_scope=ProcessCacheScope.SUCCESSFUL,
     )
     result = await Get(FallibleProcessResult, Process, process)
     report = await Get(Snapshot, Digest, result.output_digest)

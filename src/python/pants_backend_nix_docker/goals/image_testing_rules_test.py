@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
-from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.core.goals.test import TestSubsystem
 from pants.core.util_rules.system_binaries import BinaryNotFoundError, BinaryPathRequest
 from pants.engine.addresses import Address, AddressInput
@@ -46,13 +45,8 @@ def run(fields: dict[str, Any], image_target: Any, runc: str | None = "/usr/sbin
     batch = NixImageTestRequest.Batch("nix-image-test", (fs,), cast(Any, None))
     asked: list[Process] = []
 
-    def process(request: VenvPexProcess) -> Process:
-        built = Process(argv=request.argv, description=request.description, output_files=request.output_files,
-                        cache_scope=request.cache_scope, timeout_seconds=request.timeout_seconds)  # fmt: skip
-        asked.append(built)
-        return built
-
-    def result(_: Process) -> FallibleProcessResult:
+    def result(process: Process) -> FallibleProcessResult:
+        asked.append(process)
         return FallibleProcessResult(
             b"2 passed", EMPTY_FILE_DIGEST, b"", EMPTY_FILE_DIGEST, 0, EMPTY_DIGEST, cast(Any, None)
         )
@@ -74,7 +68,7 @@ def run(fields: dict[str, Any], image_target: Any, runc: str | None = "/usr/sbin
             ),
             create_subsystem(NixDockerSubsystem, run_platform=None),
             PantsPlatform.linux_x86_64,
-            ImageToolPex(pex=cast(Any, None)),
+            ImageToolPex(pex=cast(Any, None), launcher=".nix-docker-tools/TOOL/pex"),
         ],
         mock_gets=[
             MockGet(Address, (AddressInput,), lambda _: IMAGE),
@@ -84,7 +78,6 @@ def run(fields: dict[str, Any], image_target: Any, runc: str | None = "/usr/sbin
             MockGet(UmociBinary, (), lambda: UmociBinary(program("umoci", "/usr/bin/umoci"))),
             MockGet(Digest, (CreateDigest,), lambda _: EMPTY_DIGEST),
             MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
-            MockGet(Process, (VenvPexProcess,), process),
             MockGet(FallibleProcessResult, (Process,), result),
             MockGet(Snapshot, (Digest,), lambda _: EMPTY_SNAPSHOT),
         ],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
 from pants.core.util_rules.system_binaries import BashBinary
 from pants.engine.addresses import Address
@@ -167,13 +166,12 @@ async def read_base_image(request: BaseImageRequest, settings: NixDockerSubsyste
     tool = await Get(ImageToolPex)
     result = await Get(
         FallibleProcessResult,
-        VenvPexProcess(
-            tool.pex,
-            argv=argv,
+        Process,
+        tool.process(
+            argv,
             input_digest=input_digest,
             output_directories=("base",),
             description=f"Reading base image {request.value}",
-            level=LogLevel.DEBUG,
             # A pure function of the image's bytes.
             cache_scope=ProcessCacheScope.SUCCESSFUL,
         ),

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, cast
 
-from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.platform import Platform as PantsPlatform
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
@@ -94,31 +93,21 @@ class NixImage:
 
 async def _write_archive(tool: ImageToolPex, layout: Digest, store_blobs: Digest, output_path: str) -> Digest:
     """One deterministic .tar of the layout; the shared store blobs come in as an immutable input."""
-    archive_process = await Get(
-        Process,
-        VenvPexProcess(
-            tool.pex,
-            argv=("archive", "--layout", "layout", "--layout", STORE_BLOBS_DIR, "--output", output_path),
-            input_digest=layout,
-            output_files=(output_path,),
-            description=f"Writing image archive {output_path}",
-            level=LogLevel.DEBUG,
-            # A pure function of the layout's bytes, but never persisted: a cache entry would be
-            # every layer's bytes again, uploaded to a remote cache for each image (Pants 2.17
-            # has no local-only scope), while writing it again from blobs already in the local
-            # store costs about as much as fetching it. pantsd still memoises it between runs.
-            cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
-        ),
+    archive_process = tool.process(
+        ("archive", "--layout", "layout", "--layout", STORE_BLOBS_DIR, "--output", output_path),
+        input_digest=layout,
+        output_files=(output_path,),
+        description=f"Writing image archive {output_path}",
+        # A pure function of the layout's bytes, but never persisted: a cache entry would be
+        # every layer's bytes again, uploaded to a remote cache for each image (Pants 2.17 has
+        # no local-only scope), while writing it again from blobs already in the local store
+        # costs about as much as fetching it. pantsd still memoises it between runs.
+        cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
     )
     archive = await Get(
         ProcessResult,
         Process,
-        dataclasses.replace(
-            archive_process,
-            immutable_input_digests=FrozenDict(
-                {**archive_process.immutable_input_digests, STORE_BLOBS_DIR: store_blobs}
-            ),
-        ),
+        dataclasses.replace(archive_process, immutable_input_digests=FrozenDict({STORE_BLOBS_DIR: store_blobs})),
     )
     return archive.output_digest
 

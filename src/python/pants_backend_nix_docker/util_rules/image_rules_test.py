@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, MergeDigests
 from pants.engine.platform import Platform as PantsPlatform
@@ -68,7 +67,6 @@ WRITING: list[MockGet] = [
     MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
     MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
     MockGet(GitRevision, (), unexpected),
-    MockGet(Process, (VenvPexProcess,), unexpected),
     MockGet(ProcessResult, (Process,), unexpected),
 ]
 
@@ -115,7 +113,7 @@ def build_request(request: NixImageRequest, asked: list[Any]) -> NixImage:
 
     return run_rule_with_mocks(
         build_nix_image,
-        rule_args=[request, settings, ImageToolPex(pex=None)],  # type: ignore[arg-type]
+        rule_args=[request, settings, ImageToolPex(pex=None, launcher="tool")],  # type: ignore[arg-type]
         mock_gets=[
             MockGet(RealisedInstallable, (RealiseRequest,), realise),
             MockGet(ImageArtifacts, (ImageArtifactsRequest,), lambda _: ImageArtifacts(EMPTY_DIGEST, ())),
@@ -160,7 +158,7 @@ def build_for_platforms(fields: dict[str, Any], asked: list[Any]) -> BuiltImage:
         asked.append(r)
         return build_request(r, asked)
 
-    tool = ImageToolPex(pex=None)  # type: ignore[arg-type]
+    tool = ImageToolPex(pex=None, launcher="tool")  # type: ignore[arg-type]
     return run_rule_with_mocks(
         build_image,
         rule_args=[BuildImageRequest(image_request(fields)), PantsPlatform.linux_x86_64, tool],

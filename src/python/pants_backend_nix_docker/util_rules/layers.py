@@ -12,7 +12,6 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResultMetadata
@@ -85,8 +84,7 @@ def describe_paths(store_paths: tuple[str, ...], limit: int = 3) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-async def _layer_process(request: VenvPexProcess, settings: NixDockerSubsystem) -> Process:
-    process = await Get(Process, VenvPexProcess, request)
+def _layer_process(process: Process, settings: NixDockerSubsystem) -> Process:
     # Layers are cheaper to fetch than to build: give a remote cache hit the time to win.
     return dataclasses.replace(process, remote_cache_speculation_delay_millis=settings.remote_cache_speculation_delay)
 
@@ -99,13 +97,11 @@ async def build_store_layers(
     for layer in request.layers:
         argv += ["--layer", *layer]
     names = describe_paths(tuple(p for layer in request.layers for p in layer))
-    process = await _layer_process(
-        VenvPexProcess(
-            tool.pex,
-            argv=argv,
+    process = _layer_process(
+        tool.process(
+            argv,
             description=f"Building layers: {names}",
             output_directories=("blobs",),
-            level=LogLevel.DEBUG,
             # Store paths are immutable, so the same paths give the same layers anywhere: cache
             # them locally and remotely (only successful runs; a GC'd path fails and is retried).
             cache_scope=ProcessCacheScope.SUCCESSFUL,
@@ -156,14 +152,12 @@ async def build_rootfs_layer(
         return await _rootfs_layer_in_memory(request)
     spec = await Get(Digest, CreateDigest([FileContent("rootfs-spec.json", request.spec_json)]))
     inputs = await Get(Digest, MergeDigests([spec, request.inputs]))
-    process = await _layer_process(
-        VenvPexProcess(
-            tool.pex,
-            argv=("rootfs", "--spec", "rootfs-spec.json", *request.codec.argv),
+    process = _layer_process(
+        tool.process(
+            ("rootfs", "--spec", "rootfs-spec.json", *request.codec.argv),
             input_digest=inputs,
             description=f"Building layer: {request.created_by} of {request.address}",
             output_directories=("blobs",),
-            level=LogLevel.DEBUG,
             # The spec names store paths (immutable) and carries every other byte: cacheable.
             cache_scope=ProcessCacheScope.SUCCESSFUL,
         ),
