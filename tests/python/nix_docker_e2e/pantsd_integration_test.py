@@ -29,9 +29,11 @@ def test_a_second_run_is_memoised_and_an_edit_rebuilds_one_layer(tmp_path: Path)
 
         second = package()
         # Memoised in pantsd: no layer, PEX or archive process ran again; only the questions
-        # about the Nix store now (building installables, reading the closure) are asked again.
+        # about this machine now are asked again: the Nix store's (building installables, reading
+        # the closure) and whether the tools' venvs are still where their links say.
         again = executed_processes(second.stderr)
         per_run = [d for d in again if d.startswith(("Building //", "Computing the runtime closure of"))]
+        per_run += [d for d in again if d == "Linking the layer and image tools' venvs into Pants' named caches"]
         # This repository's package set is impure (it reads the host), so it is evaluated again.
         per_run += [d for d in again if d.startswith("Evaluating ") and d.endswith("(not cacheable)")]
         assert per_run and set(again) == set(per_run), again
