@@ -5,7 +5,6 @@ makes the target's one image, or one per platform tied together by an image inde
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -97,6 +96,7 @@ async def _write_archive(tool: ImageToolPex, layout: Digest, store_blobs: Digest
         ("archive", "--layout", "layout", "--layout", STORE_BLOBS_DIR, "--output", output_path),
         input_digest=layout,
         output_files=(output_path,),
+        immutable_input_digests={STORE_BLOBS_DIR: store_blobs},
         description=f"Writing image archive {output_path}",
         # A pure function of the layout's bytes, but never persisted: a cache entry would be
         # every layer's bytes again, uploaded to a remote cache for each image (Pants 2.17 has
@@ -104,11 +104,7 @@ async def _write_archive(tool: ImageToolPex, layout: Digest, store_blobs: Digest
         # costs about as much as fetching it. pantsd still memoises it between runs.
         cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
     )
-    archive = await Get(
-        ProcessResult,
-        Process,
-        dataclasses.replace(archive_process, immutable_input_digests=FrozenDict({STORE_BLOBS_DIR: store_blobs})),
-    )
+    archive = await Get(ProcessResult, Process, archive_process)
     return archive.output_digest
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import pkgutil
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from pants.backend.python.target_types import EntryPoint
-from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex import PexRequest, VenvPex
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.core.util_rules.system_binaries import BashBinary
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
@@ -99,6 +100,7 @@ class Tool:
         input_digest: Digest = EMPTY_DIGEST,
         output_files: Iterable[str] = (),
         output_directories: Iterable[str] = (),
+        immutable_input_digests: Mapping[str, Digest] = FrozenDict(),
         timeout_seconds: int | None = None,
     ) -> Process:
         """A process whose key is the tool's digest, `argv` and the inputs: no environment at all
@@ -108,6 +110,7 @@ class Tool:
             description=description,
             level=LogLevel.DEBUG,
             input_digest=input_digest,
+            immutable_input_digests=FrozenDict(immutable_input_digests),
             output_files=tuple(output_files),
             output_directories=tuple(output_directories),
             append_only_caches=FrozenDict({TOOLS_CACHE: TOOLS_DIR}),
@@ -150,7 +153,7 @@ def _pex_request(tool: NixDockerLayerTool, sources: Digest, main: str, filename:
 
 
 @rule(desc="Preparing the layer and image tools", level=LogLevel.DEBUG)
-async def build_tools(tool: NixDockerLayerTool, bash: BashBinary) -> _Tools:
+async def build_tools(tool: NixDockerLayerTool, bash: BashBinary, pex_env: PexEnvironment) -> _Tools:
     """Both tool PEXes, with the links their processes run through made for this run: once, for
     both, since it runs again on every run (even a no-op one)."""
     store_sources, image_sources = await MultiGet(
@@ -166,30 +169,36 @@ async def build_tools(tool: NixDockerLayerTool, bash: BashBinary) -> _Tools:
         Get(VenvPex, PexRequest, _pex_request(tool, image_sources, "image_tool", "nix_docker_image_tool.pex")),
     )
     # Each PEX alone, without Pants' shims: its sources and wheels, the same on every machine.
-    contents = await MultiGet(
-        Get(Digest, DigestSubset(pex.digest, PathGlobs([pex.pex_filename, f"{pex.pex_filename}/**"])))
-        for pex in (store_pex, image_pex)
-    )
-    store_tool = StoreLayerToolPex(store_pex, launcher_path(contents[0]))
-    image_tool = ImageToolPex(image_pex, launcher_path(contents[1]))
-    stage, both = await MultiGet(
-        Get(
-            Process,
-            VenvPexProcess(
-                store_pex,
-                description="Linking the layer and image tools' venvs into Pants' named caches",
-                level=LogLevel.DEBUG,
-                append_only_caches={TOOLS_CACHE: TOOLS_DIR},
-                # This machine's paths, so never reused from another run: a named cache cleared
-                # since the last run is noticed by the next one.
-                cache_scope=ProcessCacheScope.PER_SESSION,
-            ),
+    store_contents, image_contents, both = await MultiGet(
+        *(
+            Get(Digest, DigestSubset(pex.digest, PathGlobs([pex.pex_filename, f"{pex.pex_filename}/**"])))
+            for pex in (store_pex, image_pex)
         ),
         Get(Digest, MergeDigests([store_pex.digest, image_pex.digest])),
     )
+    store_tool = StoreLayerToolPex(store_pex, launcher_path(store_contents))
+    image_tool = ImageToolPex(image_pex, launcher_path(image_contents))
     pairs = [(t.launcher.rsplit("/", 1)[0], t.pex.python.argv0) for t in (store_tool, image_tool)]
-    argv = (bash.path, "-c", _STAGE, "stage", _LINK_VENV, *(arg for pair in pairs for arg in pair))
-    await Get(ProcessResult, Process, dataclasses.replace(stage, argv=argv, input_digest=both))
+    await Get(
+        ProcessResult,
+        Process(
+            (bash.path, "-c", _STAGE, "stage", _LINK_VENV, *(arg for pair in pairs for arg in pair)),
+            input_digest=both,
+            # Pants' shims need its PEX root (to seed a venv again); the links go in ours.
+            append_only_caches=FrozenDict(
+                {
+                    **pex_env.in_sandbox(working_directory=None).append_only_caches,
+                    **(store_pex.append_only_caches or {}),
+                    TOOLS_CACHE: TOOLS_DIR,
+                }
+            ),
+            description="Linking the layer and image tools' venvs into Pants' named caches",
+            level=LogLevel.DEBUG,
+            # This machine's paths, so never reused from another run: a named cache cleared since
+            # the last run is noticed by the next one.
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
     return _Tools(store_tool, image_tool)
 
 
